@@ -1,0 +1,14 @@
+"""``flask taches ...``: a thin shell over the Python API.
+
+The group is an ``AppGroup``, so every command runs inside an app context.
+Commands about single tasks live in :mod:`.tasks`, the manager's in
+:mod:`.manager`.
+"""
+
+from __future__ import annotations
+
+from flask.cli import AppGroup
+
+taches_cli = AppGroup("taches", help="Background tasks stored in the database (flask-taches).")
+
+from . import manager, tasks  # noqa: E402,F401  (they register their commands on the group)

@@ -1,0 +1,53 @@
+"""Every error flask-taches raises on purpose derives from :class:`TacheError`.
+
+Each class's docstring is its default message, so ``raise TacheNotFound()``
+still says something useful in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TacheError(Exception):
+    """A task could not be added, found or run."""
+
+    def __init__(self, message: str | None = None, **context: Any) -> None:
+        self.context = context
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class TacheNotFound(TacheError):
+    """No task has this id."""
+
+
+class InvalidTache(TacheError):
+    """The task is not valid (method, parametres, dates or file)."""
+
+
+class MethodRefused(InvalidTache):
+    """The method is outside TACHES_ALLOWED_MODULES."""
+
+
+class MethodNotFound(InvalidTache):
+    """The method path does not resolve to a callable."""
+
+
+class ParametresNotJSON(InvalidTache):
+    """parametres and parametres_caches must be JSON objects."""
+
+
+class FichierRefused(InvalidTache):
+    """The attached file is refused (name or extension)."""
+
+
+class InvalidTransition(TacheError):
+    """The task's status does not allow this action."""
+
+
+class MissingArgument(TacheError):
+    """A parameter of the task's callable could not be injected."""
+
+
+class ConfigurationError(TacheError):
+    """flask-taches is not set up correctly for this application."""

@@ -1,0 +1,280 @@
+"""The ``taches`` table and the :class:`Tache` a task's code works with.
+
+The model has its own declarative base, so ``from flask_taches import Tache``
+works before any application exists; :meth:`TachesExtension.init_app` copies the
+table into the application's ``db.metadata`` so that ``db.create_all()`` and
+``flask db migrate`` see it, and ``db.session`` queries it like any model.
+
+While a task runs, the runner attaches a *recorder* to the instance: logs and
+progress are then written through it (throttled, fenced by the attempt), never
+through an ORM session, so a task committing its own ``db.session`` cannot
+overwrite its row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Protocol, cast
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from .status import Status
+
+#: Levels a log entry may have, lowest first (``debug`` is never stored).
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Aware UTC now: every datetime flask-taches hands out is aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (portable across dialects), hands back aware UTC.
+
+    An aware value is converted to UTC; a naive one is taken as UTC already.
+    MySQL/MariaDB get microsecond precision, which their DATETIME lacks by default.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL on SQLite can hand back text
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+#: JSON everywhere, JSONB on PostgreSQL (indexable, compact).
+JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Recorder(Protocol):
+    """What the runner attaches to a running task to persist its logs live."""
+
+    def on_log(self, tache: Tache, entry: dict[str, Any]) -> None: ...
+
+    def on_progress(self, tache: Tache, progress: dict[str, Any]) -> None: ...
+
+    def on_debug(self, tache: Tache, message: str, details: Any) -> None: ...
+
+
+class Tache(Base):
+    """One background task: what to call, with what, and how it went."""
+
+    __tablename__ = "taches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: ``"package.module:attr"`` or ``"package.module.function"``.
+    method: Mapped[str] = mapped_column(String(255))
+    parametres: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: Secrets for the task only: never serialised, rendered or logged.
+    parametres_caches: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: File name of the attachment inside ``TACHES_FOLDER/<id>/``.
+    fichier: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.TO_RUN.value)
+    result: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    logs: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Not before this time; set to ``created_at`` when not given so ordering is one index.
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Higher runs first.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    queue: Mapped[str] = mapped_column(String(64), default="default")
+    #: Attempts started so far; every write of a task's process is fenced by it.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    #: Seconds (int or float); None: no limit.
+    timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Pid of the process running the task itself (never the manager's).
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hostname: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The task a chain starts once this one completes.
+    next_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("taches.id", ondelete="SET NULL"), nullable=True
+    )
+    #: Set by ``cancel()`` on a RUNNING task; its own process watches for it.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancel_requested_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        # "Next task to run": equality on status and queue, then the claim order.
+        Index("ix_taches_ready", "status", "queue", "priority", "run_at", "id"),
+        # "Latest task of a signature": max(id) per signature is an index seek.
+        Index("ix_taches_signature", "signature", "id"),
+        # "Tasks of an owner", newest first, for the dashboard.
+        Index("ix_taches_owner", "owner", "id"),
+        # Rescue scans RUNNING rows by heartbeat age.
+        Index("ix_taches_heartbeat", "status", "heartbeat_at"),
+        Index("ix_taches_next_id", "next_id"),
+    )
+
+    #: Keys never sent outside the server.
+    HIDDEN = frozenset({"parametres_caches"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("parametres", {})
+        kwargs.setdefault("logs", [])
+        kwargs.setdefault("status", Status.TO_RUN.value)
+        kwargs.setdefault("priority", 0)
+        kwargs.setdefault("attempts", 0)
+        super().__init__(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Tache {self.id} {self.method} {self.status}>"
+
+    # -- inside a task ---------------------------------------------------------
+
+    @property
+    def _recorder(self) -> Recorder | None:
+        return self.__dict__.get("_taches_recorder")
+
+    def attach_recorder(self, recorder: Recorder | None) -> None:
+        """Used by the runner; ``None`` detaches."""
+        self.__dict__["_taches_recorder"] = recorder
+
+    def log(self, level: str, message: Any, details: Any = None) -> None:
+        """Keep a log entry in the row (``debug`` goes to the live console only)."""
+        level = str(level).lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LOG_LEVELS)}")
+        if level == "debug":
+            self.debug(message, details)
+            return
+        entry = {
+            "level": level,
+            "message": str(message),
+            "details": details,
+            "at": utcnow().isoformat(),
+        }
+        # A new list, so the ORM sees the change when the task is not running.
+        self.logs = [*(self.logs or []), entry]
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.on_log(self, entry)
+
+    def info(self, message: Any, details: Any = None) -> None:
+        self.log("info", message, details)
+
+    def warning(self, message: Any, details: Any = None) -> None:
+        self.log("warning", message, details)
+
+    def error(self, message: Any, details: Any = None) -> None:
+        self.log("error", message, details)
+
+    def debug(self, message: Any, details: Any = None) -> None:
+        """Shown live by ``flask taches run ID -vv``; never stored."""
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.on_debug(self, str(message), details)
+
+    def set_progress(
+        self,
+        step: float,
+        max: float | None = None,
+        phase: int | None = None,
+        phases: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Report how far the task is; ``max`` and ``phases`` stick once given."""
+        previous = self.progress or {}
+        maximum = max if max is not None else previous.get("max")
+        phases = phases if phases is not None else previous.get("phases", 1)
+        phase = phase if phase is not None else previous.get("phase", 1)
+        progress = {
+            "step": step,
+            "max": maximum,
+            "phase": phase,
+            "phases": phases,
+            "label": label if label is not None else previous.get("label"),
+            "percent": progress_percent(step, maximum, phase, phases),
+            "updated_at": utcnow().isoformat(),
+        }
+        self.progress = progress
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.on_progress(self, progress)
+
+    # -- outside -----------------------------------------------------------------
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as JSON-able data, without ``parametres_caches``."""
+        data: dict[str, Any] = {}
+        for column in self.__table__.columns:
+            if column.key in self.HIDDEN:
+                continue
+            value = getattr(self, column.key)
+            if isinstance(value, datetime):
+                value = _as_utc(value).isoformat()
+            data[column.key] = value
+        return data
+
+
+#: The table itself, typed as a Core ``Table`` for statements built on it.
+taches_table = cast(Table, Tache.__table__)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def progress_percent(
+    step: float, maximum: float | None, phase: int | None = 1, phases: int | None = 1
+) -> float | None:
+    """The bundle's formula: ``(step / max) / phases + (phase - 1) / phases``, in %."""
+    if not maximum:
+        return None
+    phases = phases or 1
+    phase = phase or 1
+    fraction = (min(step, maximum) / maximum) / phases + (phase - 1) / phases
+    return round(max(0.0, min(1.0, fraction)) * 100, 1)

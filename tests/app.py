@@ -1,0 +1,36 @@
+"""The application the tests (and their ``flask`` subprocesses) run.
+
+``flask --app tests.app:create_app`` in a subprocess builds the same app as
+the ``app`` fixture: the database comes from ``FT_TEST_DATABASE_URL`` and any
+``TACHES_*`` setting from the environment, as a user's ``.env`` would give.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_taches import TachesExtension
+
+DATABASE_URL_VARIABLE = "FT_TEST_DATABASE_URL"
+INSTANCE_PATH_VARIABLE = "FT_TEST_INSTANCE_PATH"
+
+db = SQLAlchemy()
+taches = TachesExtension()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    instance_path = os.environ.get(INSTANCE_PATH_VARIABLE)
+    app = Flask("tests", instance_path=instance_path)
+    app.config.update(
+        SECRET_KEY="tests",
+        SQLALCHEMY_DATABASE_URI=os.environ.get(DATABASE_URL_VARIABLE, "sqlite://"),
+        TACHES_ALLOWED_MODULES=["tests"],
+    )
+    app.config.update(config or {})
+    db.init_app(app)
+    taches.init_app(app, db)
+    return app
