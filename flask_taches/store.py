@@ -18,21 +18,74 @@ in this module and nowhere else.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+import select as _select
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    exists,
+    false,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from .exceptions import InvalidTransition, TacheNotFound
 from .models import taches_table, utcnow
-from .status import Status
+from .status import FINISHED, Status
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
 MAX_RETRY_DELAY = 6 * 3600.0  # seconds: backoff never waits longer than this
+SQLITE_WATCH = 0.01  # seconds between two PRAGMA data_version checks of an idle manager
+MYSQL_CLAIM_LOCK_WAIT = 10  # seconds a MySQL/MariaDB claim waits for GET_LOCK
+#: Key of PostgreSQL's transaction advisory lock that serialises claims ("taches" + 1).
+POSTGRES_CLAIM_LOCK_KEY = 0x7461636865730001
+
+_TO_RUN = Status.TO_RUN.value
+_RUNNING = Status.RUNNING.value
+_FINISHED = [s.value for s in FINISHED]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A task a manager has just made RUNNING, with what its executor needs."""
+
+    id: int
+    attempt: int
+    method: str
+    timeout: float | None
+    queue: str
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """A task's row as its supervising manager sees it."""
+
+    status: Status
+    attempts: int
+    cancel_requested_at: datetime | None
+    cancel_requested_by: str | None
+
+
+@dataclass(frozen=True)
+class Rescued:
+    """A RUNNING task found dead by :meth:`Store.rescue`, and where it went."""
+
+    id: int
+    attempt: int
+    status: Status
+    reason: str
 
 
 def log_entry(level: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -338,6 +391,269 @@ class Store:
             )
             self.notify_added(conn, row["queue"])
 
+    # -- the manager: claiming, supervision, rescue, wake-ups --------------------
+
+    #: Whether the claim's SELECT takes row locks with ``FOR UPDATE SKIP LOCKED``.
+    skip_locked = False
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads that take no write lock (SQLite: no ``BEGIN IMMEDIATE``)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @staticmethod
+    def _count_running(conn: Connection) -> int:
+        t = taches_table.c
+        query = select(func.count()).select_from(taches_table).where(t.status == _RUNNING)
+        return int(conn.execute(query).scalar_one())
+
+    def count_running(self) -> int:
+        """How many tasks are RUNNING, all managers and hosts together."""
+        with self.read() as conn:
+            return self._count_running(conn)
+
+    @staticmethod
+    def _ready(now: datetime, queues: Sequence[str] | None) -> Any:
+        t = taches_table.c
+        clause = (t.status == _TO_RUN) & (t.run_at.is_(None) | (t.run_at <= now))
+        if queues:
+            clause &= t.queue.in_(list(queues))
+        return clause
+
+    def _claimable(
+        self, conn: Connection, max_running: int | None, queues: Sequence[str] | None
+    ) -> bool:
+        """A cheap read: is a task ready, and a slot free under ``max_running``?"""
+        if max_running is not None and self._count_running(conn) >= max_running:
+            return False
+        ready = select(exists().where(self._ready(utcnow(), queues)))
+        return bool(conn.execute(ready).scalar())
+
+    def claim_batch(
+        self,
+        limit: int,
+        *,
+        max_running: int,
+        queues: Sequence[str] | None = None,
+        hostname: str | None = None,
+    ) -> list[Claimed]:
+        """Make up to ``limit`` ready tasks RUNNING, in claim order; returns them.
+
+        Claim order: ``priority`` (higher first), then ``run_at``, then ``id``;
+        a task whose ``run_at`` is in the future is not ready. The count of
+        RUNNING tasks is read inside the same locked transaction as the claim,
+        so all managers together never exceed ``max_running``, and a task is
+        claimed by one of them only.
+        """
+        if limit <= 0 or max_running <= 0:
+            return []
+        with self._claim_transaction() as conn:
+            return self._claim_in(conn, limit, max_running, queues, hostname)
+
+    @contextmanager
+    def _claim_transaction(self) -> Iterator[Connection]:
+        """The transaction a claim runs in, holding the database-wide claim lock."""
+        with self.write() as conn:
+            yield conn
+
+    def _claim_in(
+        self,
+        conn: Connection,
+        limit: int,
+        max_running: int,
+        queues: Sequence[str] | None,
+        hostname: str | None,
+    ) -> list[Claimed]:
+        wanted = min(limit, max_running - self._count_running(conn))
+        if wanted <= 0:
+            return []
+        now = utcnow()
+        t = taches_table.c
+        query = (
+            select(t.id, t.attempts, t.method, t.timeout, t.queue)
+            .where(self._ready(now, queues))
+            .order_by(t.priority.desc(), t.run_at, t.id)
+            .limit(wanted)
+        )
+        if self.skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        # Conditional on TO_RUN: under the claim lock every row matches, and a
+        # mismatch would mean another writer claimed without it (refuse, roll back).
+        changed = conn.execute(
+            update(taches_table)
+            .where(t.id.in_(ids) & (t.status == _TO_RUN))
+            .values(
+                status=_RUNNING,
+                attempts=t.attempts + 1,
+                started_at=now,
+                ended_at=None,
+                heartbeat_at=now,
+                hostname=hostname,
+                pid=None,
+                cancel_requested_at=None,
+                cancel_requested_by=None,
+            )
+        ).rowcount
+        if changed != len(ids):
+            raise RuntimeError(f"claim of {ids} changed {changed} rows: claim lock bypassed")
+        return [
+            Claimed(row.id, int(row.attempts or 0) + 1, row.method, row.timeout, row.queue)
+            for row in rows
+        ]
+
+    def attempts_state(self, ids: Sequence[int]) -> dict[int, AttemptState]:
+        """Where the given tasks stand now (the manager supervising its children)."""
+        if not ids:
+            return {}
+        t = taches_table.c
+        with self.read() as conn:
+            rows = conn.execute(
+                select(
+                    t.id, t.status, t.attempts, t.cancel_requested_at, t.cancel_requested_by
+                ).where(t.id.in_(list(ids)))
+            ).all()
+        return {
+            row.id: AttemptState(
+                Status(row.status),
+                int(row.attempts or 0),
+                row.cancel_requested_at,
+                row.cancel_requested_by,
+            )
+            for row in rows
+        }
+
+    def end_attempt(
+        self, tache_id: int, attempt: int, status: Status, message: str
+    ) -> Status | None:
+        """End an attempt whose process cannot (it died, or the manager stopped it).
+
+        Fenced like the task's own writes; ``message`` is logged as an error.
+        Returns the status stored (TO_RUN when a retry is due), None when the
+        attempt had already ended or was superseded.
+        """
+        with self.write() as conn:
+            row = self.lock_row(conn, tache_id)
+            if row is None or row["attempts"] != attempt or row["status"] != _RUNNING:
+                return None
+            logs = [*(row["logs"] or []), log_entry("error", message)]
+            return self._end(conn, row, status, logs=logs)
+
+    def rescue(
+        self,
+        *,
+        heartbeat_timeout: float,
+        hostname: str | None,
+        is_alive: Callable[[int], bool],
+    ) -> list[Rescued]:
+        """INTERRUPT the RUNNING tasks whose process is dead; returns what it did.
+
+        Dead means: no heartbeat for ``heartbeat_timeout`` seconds (any host), or,
+        on this ``hostname``, a recorded pid that ``is_alive`` says is gone.
+        """
+        now = utcnow()
+        cutoff = now - timedelta(seconds=heartbeat_timeout)
+        t = taches_table.c
+        stale = t.heartbeat_at.is_(None) | (t.heartbeat_at < cutoff)
+        local = (t.hostname == hostname) & t.pid.is_not(None) if hostname else false()
+        with self.read() as conn:
+            rows = conn.execute(
+                select(t.id, t.attempts, t.pid, t.hostname, t.heartbeat_at).where(
+                    (t.status == _RUNNING) & (stale | local)
+                )
+            ).all()
+        rescued: list[Rescued] = []
+        for row in rows:
+            stale_before: datetime | None = None
+            if row.heartbeat_at is None or row.heartbeat_at < cutoff:
+                silent = (now - row.heartbeat_at).total_seconds() if row.heartbeat_at else None
+                reason = (
+                    f"no heartbeat for {silent:.1f}s (limit {heartbeat_timeout:g}s)"
+                    if silent is not None
+                    else "RUNNING without any heartbeat"
+                )
+                stale_before = cutoff
+            elif row.pid is not None and row.hostname == hostname and not is_alive(row.pid):
+                reason = f"process {row.pid} on {hostname} is gone without recording an end"
+            else:
+                continue
+            final = self._interrupt_if(row.id, row.attempts, reason, stale_before)
+            if final is not None:
+                rescued.append(Rescued(row.id, int(row.attempts), final, reason))
+        return rescued
+
+    def _interrupt_if(
+        self, tache_id: int, attempt: int, reason: str, stale_before: datetime | None
+    ) -> Status | None:
+        """INTERRUPT one attempt if it is still the RUNNING one judged dead.
+
+        With ``stale_before``, a heartbeat written since the first read saves it.
+        """
+        with self.write() as conn:
+            row = self.lock_row(conn, tache_id)
+            if row is None or row["attempts"] != attempt or row["status"] != _RUNNING:
+                return None
+            beat = row["heartbeat_at"]
+            if stale_before is not None and beat is not None and beat >= stale_before:
+                return None  # it beat meanwhile: alive after all
+            logs = [*(row["logs"] or []), log_entry("error", reason)]
+            return self._end(conn, row, Status.INTERRUPTED, logs=logs)
+
+    def listener(
+        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
+    ) -> Listener:
+        """What an idle manager waits on for new work (here: the poll timer only)."""
+        return Listener()
+
+    def stats(self, windows: Sequence[int] = (1, 5, 15)) -> dict[str, Any]:
+        """Counts by status and queue, oldest ready TO_RUN age, tasks ended per window.
+
+        ``windows`` are in minutes; ``throughput`` gives, for each, how many tasks
+        ended in it and the rate per minute.
+        """
+        now = utcnow()
+        t = taches_table.c
+        with self.read() as conn:
+            counts = conn.execute(
+                select(t.status, t.queue, func.count()).group_by(t.status, t.queue)
+            ).all()
+            oldest = conn.execute(
+                select(func.min(t.run_at)).where(self._ready(now, None))
+            ).scalar_one()
+            ended: dict[int, dict[str, int]] = {}
+            for minutes in windows:
+                since = now - timedelta(minutes=minutes)
+                rows = conn.execute(
+                    select(t.status, func.count())
+                    .where((t.ended_at >= since) & t.status.in_(_FINISHED))
+                    .group_by(t.status)
+                ).all()
+                ended[minutes] = {status: int(n) for status, n in rows}
+        by_status: dict[str, int] = {s.value: 0 for s in Status}
+        by_queue: dict[str, dict[str, int]] = {}
+        for status, queue, n in counts:
+            by_status[status] = by_status.get(status, 0) + int(n)
+            by_queue.setdefault(queue, {})[status] = int(n)
+        return {
+            "at": now.isoformat(),
+            "by_status": by_status,
+            "by_queue": by_queue,
+            "oldest_to_run_age": (now - oldest).total_seconds() if oldest is not None else None,
+            "throughput": [
+                {
+                    "minutes": minutes,
+                    "ended": sum(ended[minutes].values()),
+                    "by_status": ended[minutes],
+                    "per_minute": round(sum(ended[minutes].values()) / minutes, 2),
+                }
+                for minutes in windows
+            ],
+        }
+
     # -- hooks the manager builds on (dialect-specific) --------------------------
 
     def notify_added(self, conn: Connection, queue: str) -> None:
@@ -391,6 +707,52 @@ class SQLiteStore(Store):
 
         return engine
 
+    _reader: Engine | None = None
+
+    def _read_engine(self) -> Engine:
+        """Plain autocommit connections on the same file: reads never take the write lock."""
+        if self._reader is None:
+            self._reader = create_engine(
+                self.engine.url,
+                poolclass=NullPool,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
+            )
+        return self._reader
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._read_engine().connect() as conn:
+            yield conn
+
+    def dispose_after_fork(self) -> None:
+        super().dispose_after_fork()
+        if self._reader is not None:
+            self._reader.dispose(close=False)
+
+    def claim_batch(
+        self,
+        limit: int,
+        *,
+        max_running: int,
+        queues: Sequence[str] | None = None,
+        hostname: str | None = None,
+    ) -> list[Claimed]:
+        # Read first, without the write lock: most wake-ups of an idle manager
+        # find nothing to claim, and running tasks need that lock to beat and end.
+        with self.read() as conn:
+            if not self._claimable(conn, max_running, queues):
+                return []
+        return super().claim_batch(limit, max_running=max_running, queues=queues, hostname=hostname)
+
+    def listener(
+        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
+    ) -> Listener:
+        """Watches ``PRAGMA data_version`` (a cheap read) for commits by others."""
+        return SQLiteListener(
+            self._read_engine(), lambda conn: self._claimable(conn, max_running, queues)
+        )
+
     def lock_row(self, conn: Connection, tache_id: int) -> dict[str, Any] | None:
         # The IMMEDIATE transaction already holds the database's write lock.
         row = (
@@ -406,6 +768,29 @@ class PostgresStore(Store):
 
     dialect = "postgresql"
     CHANNEL = "taches_added"
+    skip_locked = True
+
+    @contextmanager
+    def _claim_transaction(self) -> Iterator[Connection]:
+        # The advisory lock serialises claims (released at commit), so the RUNNING
+        # count each claim reads (READ COMMITTED: a fresh snapshot) includes the
+        # claims committed before it; SKIP LOCKED passes rows others hold.
+        with self.write() as conn:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_CLAIM_LOCK_KEY}
+            )
+            yield conn
+
+    def listener(
+        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
+    ) -> Listener:
+        """``LISTEN`` on a connection of its own (psycopg 3); other drivers poll."""
+        fairy = self.engine.raw_connection()
+        driver = fairy.driver_connection
+        if not callable(getattr(driver, "notifies", None)):
+            fairy.close()
+            return Listener()
+        return PostgresListener(fairy, self.CHANNEL)
 
     def notify_added(self, conn: Connection, queue: str) -> None:
         conn.execute(
@@ -417,3 +802,103 @@ class MySQLStore(Store):
     """MySQL 8 / MariaDB 10.6+: row locks and ``SKIP LOCKED`` claims; managers poll."""
 
     dialect = "mysql"
+    skip_locked = True
+
+    @contextmanager
+    def _claim_transaction(self) -> Iterator[Connection]:
+        # GET_LOCK (named after the database: the lock is server-wide) serialises
+        # claims; taken before the transaction so that its first read, the RUNNING
+        # count, sees every claim committed before. READ COMMITTED: no gap locks
+        # that would make add() wait on a claim.
+        lock_name = "CONCAT('taches_claim.', DATABASE())"
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            got = conn.execute(
+                text(f"SELECT GET_LOCK({lock_name}, :wait)"), {"wait": MYSQL_CLAIM_LOCK_WAIT}
+            ).scalar()
+            conn.commit()
+            if got != 1:
+                raise TimeoutError(f"claim lock not granted within {MYSQL_CLAIM_LOCK_WAIT}s")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.execute(text(f"SELECT RELEASE_LOCK({lock_name})"))
+                conn.commit()
+
+
+def _readable(fds: Sequence[int | None], timeout: float) -> list[int]:
+    """Wait up to ``timeout`` s for one of ``fds`` to be readable; the readable ones."""
+    wanted = [fd for fd in fds if fd is not None]
+    if not wanted:
+        time.sleep(max(0.0, timeout))
+        return []
+    ready, _, _ = _select.select(wanted, [], [], max(0.0, timeout))
+    return ready
+
+
+class Listener:
+    """What an idle manager sleeps on; this base one only waits (the poll timer).
+
+    :meth:`wait` returns True when work may have arrived (notified, or a
+    change seen), False when ``timeout`` passed or ``wake_fd`` became readable.
+    """
+
+    def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
+        _readable([wake_fd], timeout)
+        return False
+
+    def close(self) -> None:
+        """Release what the listener holds (nothing here)."""
+
+
+class SQLiteListener(Listener):
+    """Polls ``PRAGMA data_version``, which changes when another connection commits."""
+
+    def __init__(self, engine: Engine, claimable: Callable[[Connection], bool]) -> None:
+        self._conn = engine.connect()
+        self._claimable = claimable
+        self._version = self._data_version()
+
+    def _data_version(self) -> int:
+        return int(self._conn.exec_driver_sql("PRAGMA data_version").scalar_one())
+
+    def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self._data_version()
+            if version != self._version:
+                self._version = version
+                if self._claimable(self._conn):
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0 or _readable([wake_fd], min(SQLITE_WATCH, left)):
+                return False
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresListener(Listener):
+    """``LISTEN`` on its own psycopg 3 connection, closed (never pooled) after."""
+
+    def __init__(self, fairy: Any, channel: str) -> None:
+        self._fairy = fairy
+        self._conn = fairy.driver_connection
+        self._conn.rollback()
+        self._conn.autocommit = True
+        self._conn.execute(f"LISTEN {channel}")
+
+    def _drain(self) -> bool:
+        """Consume the notifications already received; True if there were any."""
+        return sum(1 for _ in self._conn.notifies(timeout=0)) > 0
+
+    def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
+        if self._drain():
+            return True
+        fd = self._conn.fileno()
+        return fd in _readable([fd, wake_fd], timeout) and self._drain()
+
+    def close(self) -> None:
+        # A LISTENing connection must not go back to the pool.
+        self._fairy.invalidate()

@@ -1,0 +1,268 @@
+"""Claiming, supervision, rescue and wake-ups in the store, on every database.
+
+These talk to the real databases through the store directly (no manager
+process); the manager's own tests drive real ``flask taches start`` processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, update
+
+from flask_taches import Status
+from flask_taches.models import taches_table, utcnow
+from flask_taches.store import Store
+from tests.app import db, taches
+
+NOOP = "tests.manager_tasks:noop"
+HOST = "claim-test-host"
+
+
+def store() -> Store:
+    return taches.store()
+
+
+def row(tache_id: int) -> dict:
+    with store().read() as conn:
+        found = (
+            conn.execute(select(taches_table).where(taches_table.c.id == tache_id)).mappings().one()
+        )
+    return dict(found)
+
+
+def set_columns(tache_id: int, **values: object) -> None:
+    with store().write() as conn:
+        conn.execute(update(taches_table).where(taches_table.c.id == tache_id).values(**values))
+
+
+def add(n: int = 1, **options: object) -> list[int]:
+    ids = [taches.add(NOOP, **options) for _ in range(n)]
+    db.session.remove()
+    return ids
+
+
+def test_claim_order_is_priority_then_run_at_then_id(db_ctx: Flask) -> None:
+    now = utcnow()
+    late = add(1, run_at=now - timedelta(seconds=10))[0]
+    early = add(1, run_at=now - timedelta(seconds=20))[0]
+    urgent = add(1, priority=5)[0]
+    same_time = add(2, run_at=now - timedelta(seconds=30))
+    claimed = store().claim_batch(10, max_running=10, hostname=HOST)
+    assert [c.id for c in claimed] == [urgent, *same_time, early, late]
+
+
+def test_future_and_waiting_tasks_are_not_claimed(db_ctx: Flask) -> None:
+    future = add(1, run_at=utcnow() + timedelta(hours=1))[0]
+    first, second = taches.chain(NOOP, NOOP)
+    db.session.remove()
+    claimed = store().claim_batch(10, max_running=10, hostname=HOST)
+    assert [c.id for c in claimed] == [first]
+    assert row(future)["status"] == Status.TO_RUN
+    assert row(second)["status"] == Status.WAITING
+
+
+def test_claim_marks_the_row_and_counts_the_attempt(db_ctx: Flask) -> None:
+    (tache_id,) = add(1, timeout=7.5, queue="mail")
+    (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    assert (claimed.id, claimed.attempt, claimed.method) == (tache_id, 1, NOOP)
+    assert (claimed.timeout, claimed.queue) == (7.5, "mail")
+    stored = row(tache_id)
+    assert stored["status"] == Status.RUNNING
+    assert stored["attempts"] == 1
+    assert stored["hostname"] == HOST
+    assert stored["pid"] is None
+    assert stored["heartbeat_at"] is not None and stored["started_at"] is not None
+
+
+def test_claim_respects_the_global_max(db_ctx: Flask) -> None:
+    add(6)
+    assert len(store().claim_batch(2, max_running=3, hostname=HOST)) == 2
+    assert len(store().claim_batch(5, max_running=3, hostname=HOST)) == 1
+    assert store().claim_batch(5, max_running=3, hostname=HOST) == []
+    assert store().count_running() == 3
+
+
+def test_claim_serves_only_the_queues_asked(db_ctx: Flask) -> None:
+    (mail,) = add(1, queue="mail")
+    (other,) = add(1, queue="reports")
+    claimed = store().claim_batch(5, max_running=5, queues=["mail"], hostname=HOST)
+    assert [c.id for c in claimed] == [mail]
+    assert row(other)["status"] == Status.TO_RUN
+
+
+def test_concurrent_claims_take_each_task_once(db_ctx: Flask) -> None:
+    ids = set(add(60))
+    the_store = store()
+    taken: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def claimer() -> None:
+        try:
+            start.wait()
+            while True:
+                got = the_store.claim_batch(3, max_running=1000, hostname=HOST)
+                if not got:
+                    return
+                taken.extend(c.id for c in got)
+        except BaseException as exc:  # reported below, with the thread's error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    duplicates = [i for i, n in Counter(taken).items() if n > 1]
+    assert duplicates == []
+    assert set(taken) == ids
+
+
+def test_concurrent_claims_never_exceed_the_max(db_ctx: Flask) -> None:
+    add(40)
+    the_store = store()
+    max_running = 4
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(5)
+
+    def claimer() -> None:
+        try:
+            start.wait()
+            for _ in range(20):
+                for claimed in the_store.claim_batch(2, max_running=max_running, hostname=HOST):
+                    seen.append(the_store.count_running())
+                    the_store.finish(claimed.id, claimed.attempt, Status.COMPLETED)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert seen, "no task was claimed"
+    assert max(seen) <= max_running
+
+
+def test_attempts_state_and_fenced_end(db_ctx: Flask) -> None:
+    (tache_id,) = add(1)
+    (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    state = store().attempts_state([tache_id])[tache_id]
+    assert (state.status, state.attempts, state.cancel_requested_at) == (Status.RUNNING, 1, None)
+    taches.cancel(tache_id, who="alice")
+    state = store().attempts_state([tache_id])[tache_id]
+    assert state.cancel_requested_by == "alice" and state.cancel_requested_at is not None
+    assert store().end_attempt(tache_id, 2, Status.INTERRUPTED, "wrong attempt") is None
+    final = store().end_attempt(tache_id, claimed.attempt, Status.INTERRUPTED, "killed by signal 9")
+    assert final is Status.INTERRUPTED
+    stored = row(tache_id)
+    assert stored["status"] == Status.INTERRUPTED
+    assert stored["logs"][-1]["message"] == "killed by signal 9"
+    assert store().end_attempt(tache_id, claimed.attempt, Status.FAILED, "again") is None
+
+
+def test_rescue_interrupts_a_silent_task_and_retries_it(db_ctx: Flask) -> None:
+    (tache_id,) = add(1, max_attempts=2)
+    (claimed,) = store().claim_batch(1, max_running=5, hostname="elsewhere")
+    set_columns(tache_id, heartbeat_at=utcnow() - timedelta(seconds=60), pid=os.getpid())
+    rescued = store().rescue(heartbeat_timeout=30, hostname=HOST, is_alive=lambda pid: True)
+    assert [(r.id, r.attempt, r.status) for r in rescued] == [(tache_id, 1, Status.TO_RUN)]
+    stored = row(tache_id)
+    assert stored["status"] == Status.TO_RUN
+    assert stored["run_at"] > utcnow()
+    messages = [entry["message"] for entry in stored["logs"]]
+    assert any("no heartbeat" in m for m in messages)
+    assert any("retrying" in m for m in messages)
+    # The retry is a new attempt; the old one can no longer write.
+    assert store().finish(tache_id, claimed.attempt, Status.COMPLETED) is None
+
+
+def test_rescue_finds_a_dead_local_process_at_once(db_ctx: Flask) -> None:
+    dead, alive, remote = add(3)
+    store().claim_batch(3, max_running=5, hostname=HOST)
+    set_columns(dead, pid=999_999)
+    set_columns(alive, pid=os.getpid())
+    set_columns(remote, pid=999_999, hostname="another-host")
+    rescued = store().rescue(
+        heartbeat_timeout=30, hostname=HOST, is_alive=lambda pid: pid == os.getpid()
+    )
+    assert [(r.id, r.status) for r in rescued] == [(dead, Status.INTERRUPTED)]
+    assert "999999" in rescued[0].reason
+    assert row(alive)["status"] == Status.RUNNING
+    assert row(remote)["status"] == Status.RUNNING
+
+
+def test_rescue_leaves_a_task_that_beat_meanwhile(
+    db_ctx: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tache_id,) = add(1)
+    store().claim_batch(1, max_running=5, hostname="elsewhere")
+    set_columns(tache_id, heartbeat_at=utcnow() - timedelta(seconds=60))
+    the_store = store()
+    interrupt_if = the_store._interrupt_if
+
+    def beat_first(*args: object) -> Status | None:
+        # A heartbeat lands between rescue's read and its locked write.
+        set_columns(tache_id, heartbeat_at=utcnow())
+        return interrupt_if(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(the_store, "_interrupt_if", beat_first)
+    assert the_store.rescue(heartbeat_timeout=30, hostname=HOST, is_alive=lambda pid: True) == []
+    assert row(tache_id)["status"] == Status.RUNNING
+
+
+def test_listener_wakes_on_a_new_task(db_ctx: Flask, dialect: str) -> None:
+    listener = store().listener(max_running=5)
+    try:
+        assert listener.wait(0.05) is False
+        add(1)
+        woken = listener.wait(5.0)
+    finally:
+        listener.close()
+    # MySQL/MariaDB have no notification: their managers poll every TACHES_POLL.
+    assert woken is (dialect != "mysql")
+
+
+def test_listener_stops_waiting_when_the_wake_fd_is_readable(db_ctx: Flask) -> None:
+    listener = store().listener()
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"x")
+        assert listener.wait(30.0, read_fd) is False
+    finally:
+        listener.close()
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_stats_counts_and_throughput(db_ctx: Flask) -> None:
+    add(2, queue="mail")
+    add(1, run_at=utcnow() + timedelta(hours=1))
+    (done,) = add(1)
+    set_columns(done, run_at=utcnow() - timedelta(minutes=1))
+    (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    store().finish(claimed.id, claimed.attempt, Status.COMPLETED)
+    stats = store().stats()
+    assert stats["by_status"][Status.TO_RUN] == 3
+    assert stats["by_status"][Status.COMPLETED] == 1
+    assert stats["by_queue"]["mail"] == {Status.TO_RUN.value: 2}
+    assert stats["oldest_to_run_age"] is not None and stats["oldest_to_run_age"] >= 0
+    one_minute = stats["throughput"][0]
+    assert (one_minute["minutes"], one_minute["ended"]) == (1, 1)
+    assert one_minute["by_status"] == {Status.COMPLETED.value: 1}
+
+
+@pytest.mark.parametrize("status", [Status.WAITING, Status.COMPLETED, Status.CANCELLED])
+def test_only_to_run_is_claimed(db_ctx: Flask, status: Status) -> None:
+    (tache_id,) = add(1)
+    set_columns(tache_id, status=status.value)
+    assert store().claim_batch(5, max_running=5, hostname=HOST) == []
