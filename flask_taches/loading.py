@@ -13,6 +13,7 @@ An ``ImportError`` raised *inside* the task's own module is not mistaken for
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
@@ -212,11 +213,15 @@ def _describe(func: Any) -> str:
 
 
 def bind(target: Target, injector: Injector) -> Callable[[], Any]:
-    """A no-argument callable that runs the target with injected arguments."""
+    """A no-argument callable that runs the target with injected arguments.
+
+    The instance (for an instance method) and the arguments are found now, so a
+    :class:`MissingArgument` is raised here, before any of the task's code runs.
+    """
     if target.needs_instance:
         assert target.owner is not None
         instance = injector.call(target.owner)
         bound = getattr(instance, target.name)
     else:
         bound = target.attr
-    return lambda: injector.call(bound)
+    return functools.partial(bound, **injector.arguments(bound))

@@ -1,0 +1,146 @@
+"""Task callables for the tests, referenced by method strings like ``"tests.tasks:add"``.
+
+They stay small and deterministic; the slow ones sleep in short steps so that
+a stop (cancel, timeout, signal) interrupts them quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import select
+
+from flask_taches import Tache
+
+SECRET = "s3cr3t-token-never-shown"  # a parametres_caches value the tests look for
+STEP = 0.05  # seconds slept per loop in the slow tasks
+
+
+def add(a: int, b: int = 10) -> int:
+    return a + b
+
+
+def returns_nothing() -> None:
+    return None
+
+
+def returns_false(tache: Tache) -> bool:
+    tache.error("could not do it")
+    return False
+
+
+def raises(tache: Tache) -> None:
+    tache.info("about to fail")
+    raise ValueError("boom from the task")
+
+
+def needs_missing(missing_thing: str) -> str:
+    return missing_thing
+
+
+def not_json() -> object:
+    return {1, 2, 3}
+
+
+def uses_builtins(
+    tache: Tache, app: Flask, db: SQLAlchemy, logger: logging.Logger
+) -> dict[str, Any]:
+    logger.info("hello from %s", "the logger")
+    logger.debug("a debug record")
+    try:
+        raise KeyError("inner")
+    except KeyError:
+        logger.exception("caught something")
+    tache.warning("a warning", details={"k": 1})
+    return {"id": tache.id, "app": app.name, "db": type(db).__name__}
+
+
+def commits_own_session(tache: Tache, db: SQLAlchemy) -> str:
+    """A task that uses and commits ``db.session``: its row must not be touched by it."""
+    tache.status = "COMPLETED"
+    tache.result = "forged"
+    db.session.execute(select(Tache.id)).all()
+    db.session.commit()
+    return "detached" if tache not in db.session else "attached"
+
+
+def uses_secret(token: str, tache: Tache, logger: logging.Logger) -> int:
+    """Gets a ``parametres_caches`` value by injection, and never shows it."""
+    assert token == SECRET
+    assert tache.parametres_caches == {"token": SECRET}
+    logger.info("got a token of %d characters", len(token))
+    tache.debug("token checked")
+    return len(token)
+
+
+def slow(tache: Tache, seconds: float = 5.0, steps: int = 4) -> str:
+    """Logs and reports progress, then sleeps: the one the live tests watch."""
+    tache.info("slow task begins")
+    tache.debug("debug line from the task")
+    for step in range(1, steps + 1):
+        tache.set_progress(step, steps, label=f"step {step}")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(STEP)
+    tache.info("slow task ends")
+    return "slept"
+
+
+def stubborn(seconds: float = 30.0) -> str:
+    """Swallows every interruption: only the watchdog's exit ends it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(STEP)
+        except BaseException:  # deliberately deaf, for the test
+            continue
+    return "survived"
+
+
+def writes_pid(path: str) -> int:
+    Path(path).write_text(str(os.getpid()))
+    return os.getpid()
+
+
+class Greeter:
+    """An instance method task: the class is built by injecting ``__init__``."""
+
+    def __init__(self, app: Flask, greeting: str = "hello") -> None:
+        self.app = app
+        self.greeting = greeting
+
+    def greet(self, name: str, tache: Tache) -> str:
+        tache.info(f"greeting {name}")
+        return f"{self.greeting} {name} from {self.app.name}"
+
+
+class Tools:
+    factor = 3
+
+    @staticmethod
+    def double(n: int) -> int:
+        return n * 2
+
+    @classmethod
+    def triple(cls, n: int) -> int:
+        return n * cls.factor
+
+
+class Clock:
+    """A service built by a factory: it gets ``app`` injected too."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app_name = app.name
+
+    def now(self) -> str:
+        return f"noon at {self.app_name}"
+
+
+def uses_services(clock: Clock, greeter_prefix: str) -> str:
+    return f"{greeter_prefix}: {clock.now()}"
