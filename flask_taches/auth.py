@@ -6,9 +6,9 @@ One rule for every route, helper and the service API:
   (a callable or a dotted path), else Flask-Login's ``current_user`` when the
   application uses Flask-Login; it is only consulted inside a request;
 * ``@taches.authorize`` (or ``TACHES_AUTHORIZE``), when set, decides alone;
-* otherwise an admin (``TACHES_IS_ADMIN``) may do anything, a task with an owner
-  belongs to that owner only, and a task without one is shared by whoever can
-  reach the blueprint.
+* otherwise an admin (``@taches.admin_loader`` or ``TACHES_IS_ADMIN``) may do
+  anything, a task with an owner belongs to that owner only, and a task without
+  one is shared by whoever can reach the blueprint.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, has_request_context
+from flask import current_app, has_request_context, request
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, TacheError
 from .loading import locate
 
 if TYPE_CHECKING:
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 #: Actions the authorization hook is asked about.
 ACTIONS = ("view", "cancel", "restart", "delete", "fichier")
+
+# Identity and admin are asked once per request (pages check every row they
+# show); the answer is kept in the WSGI environ, which lives exactly as long as
+# the request (``g`` may outlive it when a test pushes one app context).
+_OWNER_KEY = "flask_taches.owner"
+_ADMIN_KEY = "flask_taches.is_admin"
 
 
 def _setting_callable(name: str) -> Callable[..., Any] | None:
@@ -35,7 +41,7 @@ def _setting_callable(name: str) -> Callable[..., Any] | None:
     if isinstance(value, str):
         try:
             return locate(value).attr
-        except Exception as exc:
+        except (TacheError, ImportError, AttributeError) as exc:
             raise ConfigurationError(f"{name}={value!r} does not name a callable") from exc
     raise ConfigurationError(f"{name} must be a callable or a dotted path, not {value!r}")
 
@@ -45,39 +51,60 @@ def _hooks() -> Any:
 
 
 def current_owner() -> str | None:
-    """The identity of the user of the current request, or None outside one."""
+    """The identity of the user of the current request, or None outside one.
+
+    Asked once per request: the pages call it for every row they show.
+    """
     if not has_request_context():
         return None
+    cache = request.environ
+    if _OWNER_KEY not in cache:
+        cache[_OWNER_KEY] = _load_identity()
+    owner: str | None = cache[_OWNER_KEY]
+    return owner
+
+
+def _load_identity() -> str | None:
     loader = _hooks()._identity_loader or _setting_callable("TACHES_IDENTITY")
-    if loader is not None:
-        identity = loader()
-        return None if identity is None else str(identity)
-    return _flask_login_identity()
-
-
-def _flask_login_identity() -> str | None:
-    if "login_manager" not in current_app.extensions and not hasattr(current_app, "login_manager"):
+    identity = loader() if loader is not None else _flask_login_identity()
+    if identity is None or identity == "":
         return None
-    from flask_login import current_user  # only imported for apps that use it
+    return str(identity)
 
+
+def _flask_login_identity() -> Any:
+    if getattr(current_app, "login_manager", None) is None:
+        return None  # the application does not use Flask-Login
+    try:
+        from flask_login import current_user  # only for apps that use Flask-Login
+    except ImportError:
+        return None
     if not getattr(current_user, "is_authenticated", False):
         return None
-    return str(current_user.get_id())
+    return current_user.get_id()
 
 
 def is_admin() -> bool:
-    """``TACHES_IS_ADMIN`` (or ``@taches.admin_loader``); False outside a request."""
+    """``@taches.admin_loader`` (or ``TACHES_IS_ADMIN``); False outside a request."""
     if not has_request_context():
         return False
-    predicate = _hooks()._admin_predicate or _setting_callable("TACHES_IS_ADMIN")
-    return bool(predicate()) if predicate is not None else False
+    cache = request.environ
+    if _ADMIN_KEY not in cache:
+        predicate = _hooks()._admin_predicate or _setting_callable("TACHES_IS_ADMIN")
+        cache[_ADMIN_KEY] = bool(predicate()) if predicate is not None else False
+    admin: bool = cache[_ADMIN_KEY]
+    return admin
+
+
+def _custom_rule() -> Callable[..., Any] | None:
+    return _hooks()._authorize or _setting_callable("TACHES_AUTHORIZE")
 
 
 def can(tache: Tache, action: str = "view") -> bool:
     """May the current user do ``action`` on ``tache``? The one check everyone uses."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-    hook = _hooks()._authorize or _setting_callable("TACHES_AUTHORIZE")
+    hook = _custom_rule()
     if hook is not None:
         return bool(hook(tache, action))
     if is_admin():
@@ -85,3 +112,16 @@ def can(tache: Tache, action: str = "view") -> bool:
     if tache.owner is None:
         return True
     return tache.owner == current_owner()
+
+
+def visible_owners() -> list[str | None] | None:
+    """The owners whose tasks the default rule shows, to filter lists in SQL.
+
+    ``None`` means "no limit in SQL": an admin, or a custom ``authorize`` rule
+    (then :func:`can` still filters every row). ``None`` inside the list stands
+    for the shared tasks (no owner).
+    """
+    if _custom_rule() is not None or is_admin():
+        return None
+    owner = current_owner()
+    return [owner, None] if owner is not None else [None]

@@ -1,0 +1,212 @@
+"""Labels of the web pages, in English and French.
+
+The language is Flask-Babel's current locale when the application uses
+Flask-Babel, else ``TACHES_LOCALE``; any language other than French falls back
+to English. The French status labels are the bundle's own, so its users read
+the same words as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, has_app_context
+
+from .status import Status
+
+DEFAULT_LANGUAGE = "en"
+
+STATUS_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        Status.WAITING.value: "Waiting for the previous task",
+        Status.TO_RUN.value: "Queued",
+        Status.RUNNING.value: "Running",
+        Status.COMPLETED.value: "Completed",
+        Status.FAILED.value: "Failed",
+        Status.INTERRUPTED.value: "Interrupted",
+        Status.CANCELLED.value: "Cancelled",
+    },
+    "fr": {
+        Status.WAITING.value: "En attente de la tâche précédente",
+        Status.TO_RUN.value: "En attente",
+        Status.RUNNING.value: "En cours",
+        Status.COMPLETED.value: "Terminé",
+        Status.FAILED.value: "En erreur",
+        Status.INTERRUPTED.value: "Interrompu",
+        Status.CANCELLED.value: "Annulé",
+    },
+}
+
+#: Every other text of the pages, by key. ``{name}`` fields are filled by :func:`text`.
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "action.cancel": "Cancel",
+        "action.restart": "Restart",
+        "action.delete": "Delete",
+        "confirm.cancel": "Cancel task {id}?",
+        "confirm.restart": "Restart task {id}?",
+        "confirm.delete": "Delete task {id} and its file?",
+        "confirm.cancel_all": "Cancel every waiting and running task shown to you?",
+        "cancel_all": "Cancel all waiting and running",
+        "cancel_requested": "stopping…",
+        "eta": "about {duration} left",
+        "dashboard.title": "Tasks",
+        "dashboard.empty": "No task matches.",
+        "dashboard.filter": "Filter",
+        "dashboard.reset": "Reset",
+        "dashboard.any": "any",
+        "dashboard.newer": "← Newer",
+        "dashboard.older": "Older →",
+        "dashboard.newest": "Newest",
+        "tache.title": "Task {id}",
+        "tache.back": "All tasks",
+        "field.id": "Id",
+        "field.method": "Method",
+        "field.signature": "Signature",
+        "field.owner": "Owner",
+        "field.queue": "Queue",
+        "field.status": "Status",
+        "field.priority": "Priority",
+        "field.attempts": "Attempts",
+        "field.timeout": "Time limit",
+        "field.created_at": "Created",
+        "field.run_at": "Not before",
+        "field.started_at": "Started",
+        "field.ended_at": "Ended",
+        "field.heartbeat_at": "Last heartbeat",
+        "field.host": "Host / pid",
+        "field.fichier": "File",
+        "field.parametres": "Parameters",
+        "field.result": "Result",
+        "field.progress": "Progress",
+        "field.logs": "Logs",
+        "field.chain": "Chain",
+        "chain.previous": "after task {id}",
+        "chain.next": "then task {id}",
+        "logs.empty": "No log yet.",
+        "logs.details": "details",
+        "none": "—",
+        "shared": "shared",
+        "seconds": "{n} s",
+        "minutes": "{n} min",
+        "hours": "{h} h {m:02d}",
+        "level.info": "info",
+        "level.notice": "notice",
+        "level.warning": "warning",
+        "level.error": "error",
+        "level.critical": "critical",
+        "result.done": "Done",
+        "done.cancelled_all": "{n} task(s) cancelled or stopping.",
+        "error.not_found": "no task {id} here",
+        "error.csrf": "missing or invalid CSRF token: reload the page and try again",
+    },
+    "fr": {
+        "action.cancel": "Annuler",
+        "action.restart": "Relancer",
+        "action.delete": "Supprimer",
+        "confirm.cancel": "Annuler la tâche {id} ?",
+        "confirm.restart": "Relancer la tâche {id} ?",
+        "confirm.delete": "Supprimer la tâche {id} et son fichier ?",
+        "confirm.cancel_all": "Annuler toutes les tâches en attente et en cours affichées ?",
+        "cancel_all": "Annuler tout ce qui attend ou tourne",
+        "cancel_requested": "arrêt en cours…",
+        "eta": "environ {duration} restantes",
+        "dashboard.title": "Tâches",
+        "dashboard.empty": "Aucune tâche ne correspond.",
+        "dashboard.filter": "Filtrer",
+        "dashboard.reset": "Réinitialiser",
+        "dashboard.any": "toutes",
+        "dashboard.newer": "← Plus récentes",
+        "dashboard.older": "Plus anciennes →",
+        "dashboard.newest": "Les plus récentes",
+        "tache.title": "Tâche {id}",
+        "tache.back": "Toutes les tâches",
+        "field.id": "Id",
+        "field.method": "Méthode",
+        "field.signature": "Signature",
+        "field.owner": "Propriétaire",
+        "field.queue": "File",
+        "field.status": "Statut",
+        "field.priority": "Priorité",
+        "field.attempts": "Tentatives",
+        "field.timeout": "Durée maximale",
+        "field.created_at": "Créée",
+        "field.run_at": "Pas avant",
+        "field.started_at": "Démarrée",
+        "field.ended_at": "Terminée",
+        "field.heartbeat_at": "Dernier signe de vie",
+        "field.host": "Hôte / pid",
+        "field.fichier": "Fichier",
+        "field.parametres": "Paramètres",
+        "field.result": "Résultat",
+        "field.progress": "Progression",
+        "field.logs": "Journal",
+        "field.chain": "Enchaînement",
+        "chain.previous": "après la tâche {id}",
+        "chain.next": "puis la tâche {id}",
+        "logs.empty": "Pas encore de journal.",
+        "logs.details": "détails",
+        "none": "—",
+        "shared": "partagée",
+        "seconds": "{n} s",
+        "minutes": "{n} min",
+        "hours": "{h} h {m:02d}",
+        "level.info": "info",
+        "level.notice": "note",
+        "level.warning": "avertissement",
+        "level.error": "erreur",
+        "level.critical": "critique",
+        "result.done": "Fait",
+        "done.cancelled_all": "{n} tâche(s) annulée(s) ou en cours d'arrêt.",
+        "error.not_found": "pas de tâche {id} ici",
+        "error.csrf": "jeton CSRF absent ou invalide : rechargez la page et réessayez",
+    },
+}
+
+LANGUAGES = tuple(MESSAGES)
+
+
+def normalize(locale: Any) -> str:
+    """``"fr_FR"``, ``"fr-CA"``, a Babel ``Locale``... → ``"fr"``; unknown → English."""
+    language = getattr(locale, "language", None) or str(locale or "")
+    language = language.replace("-", "_").split("_")[0].lower()
+    return language if language in MESSAGES else DEFAULT_LANGUAGE
+
+
+def current_language() -> str:
+    """Flask-Babel's locale when the app has Flask-Babel, else ``TACHES_LOCALE``."""
+    if not has_app_context():
+        return DEFAULT_LANGUAGE
+    if "babel" in current_app.extensions:
+        from flask_babel import get_locale  # only for apps that use Flask-Babel
+
+        locale = get_locale()
+        if locale is not None:
+            return normalize(locale)
+    return normalize(current_app.config.get("TACHES_LOCALE"))
+
+
+def status_label(status: Any, language: str | None = None) -> str:
+    """The badge text of a status (a :class:`Status` or its string)."""
+    value = getattr(status, "value", status)
+    labels = STATUS_LABELS[language or current_language()]
+    return labels.get(str(value), str(value))
+
+
+def text(key: str, language: str | None = None, **fields: Any) -> str:
+    """The page text ``key`` in the current language, with ``fields`` filled in."""
+    messages = MESSAGES[language or current_language()]
+    template = messages.get(key) or MESSAGES[DEFAULT_LANGUAGE][key]
+    return template.format(**fields) if fields else template
+
+
+def duration(seconds: float, language: str | None = None) -> str:
+    """A short human duration: ``"40 s"``, ``"3 min"``, ``"2 h 05"``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return text("seconds", language, n=seconds)
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return text("minutes", language, n=minutes)
+    hours, minutes = divmod(minutes, 60)
+    return text("hours", language, h=hours, m=minutes)
