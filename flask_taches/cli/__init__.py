@@ -11,4 +11,4 @@ from flask.cli import AppGroup
 
 taches_cli = AppGroup("taches", help="Background tasks stored in the database (flask-taches).")
 
-from . import manager, tasks  # noqa: E402,F401  (they register their commands on the group)
+from . import database, manager, tasks  # noqa: E402,F401  (they register their commands on the group)

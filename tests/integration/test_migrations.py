@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import Flask
 from sqlalchemy import JSON, MetaData, create_engine, inspect
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Engine
@@ -239,3 +240,11 @@ def test_shipped_revisions_do_not_import_the_package() -> None:
     """A revision must keep creating its own schema whatever later releases change."""
     for revision in VERSIONS_DIR.glob("*.py"):
         assert "flask_taches" not in revision.read_text(), revision.name
+
+
+def test_migrations_dir_prints_the_shipped_folder(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["taches", "migrations-dir"])
+
+    assert result.exit_code == 0, result.output
+    assert Path(result.output.strip()) == VERSIONS_DIR
+    assert sorted(p.name for p in VERSIONS_DIR.glob("taches_*.py"))
