@@ -146,7 +146,7 @@ def run_claimed(tache_id: int, attempt: int, *, verbosity: int = 0) -> Status | 
 
 
 def _read_row(store: Store, tache_id: int) -> dict[str, Any] | None:
-    with store.engine.connect() as conn:
+    with store.read() as conn:  # no write lock: SQLite writers are busy beating
         row = (
             conn.execute(select(taches_table).where(taches_table.c.id == tache_id))
             .mappings()
