@@ -10,6 +10,7 @@ plain form post back to where it came from.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -38,6 +39,7 @@ from .status import UNFINISHED, Status
 from .templating import MAX_ID, render_result, render_status
 
 PAGE_SIZE = 50  # tasks per dashboard page
+_RESCUED_AT = "web_rescue_at"  # AppState.extras key: monotonic time of the last page rescue
 TEXT_FILTERS = ("method", "signature", "owner", "queue")
 #: Routes that always answer JSON, errors included.
 JSON_ENDPOINTS = frozenset({"taches.status_json", "taches.batch_status"})
@@ -371,6 +373,7 @@ def fichier(tache_id: int) -> Response:
 @_errors
 def tache(tache_id: int) -> Any:
     """One task's page (or its JSON, for a client that asks for JSON)."""
+    rescue_stale()
     item = visible_or_404(tache_id)
     if wants_json():
         return _no_store(jsonify(status_data(item)), negotiated=True)
@@ -427,6 +430,7 @@ class Page:
 def index() -> Any:
     """The dashboard: filtered tasks, newest first, by pages of ``PAGE_SIZE``."""
     filters = Filters.from_args(request.args)
+    rescue_stale()
     before = _keyset_arg("before")
     after = _keyset_arg("after") if before is None else None
     page = dashboard_page(filters, before=before, after=after)
@@ -509,6 +513,28 @@ def _visible_rows(query: Select[Tache]) -> list[Tache]:
         shared = Tache.owner.is_(None)
         query = query.where(shared if condition is None else (condition | shared))
     return [t for t in _ext().db().session.scalars(query) if auth.can(t, "view")]
+
+
+def rescue_stale() -> None:
+    """INTERRUPT RUNNING tasks whose heartbeat stopped, before a page shows them.
+
+    The managers do it every round; a page does it too (at most once per
+    ``TACHES_HEARTBEAT`` seconds per process) so that a task whose host died
+    while no manager runs does not show RUNNING forever. Heartbeats only: a pid
+    means nothing on the web server's host.
+    """
+    ext = _ext()
+    extras = ext.state().extras
+    now = time.monotonic()
+    if now - extras.get(_RESCUED_AT, -1e9) < float(current_app.config["TACHES_HEARTBEAT"]):
+        return
+    extras[_RESCUED_AT] = now
+    timeout = float(current_app.config["TACHES_HEARTBEAT_TIMEOUT"])
+    ext.store().rescue(heartbeat_timeout=timeout, hostname=None, is_alive=_unknown)
+
+
+def _unknown(pid: int) -> bool:
+    return True  # never asked: with hostname=None only heartbeats are judged
 
 
 @blueprint.before_app_request
