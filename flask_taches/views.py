@@ -10,6 +10,7 @@ plain form post back to where it came from.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from .status import UNFINISHED, Status
 from .templating import MAX_ID, render_result, render_status
 
 PAGE_SIZE = 50  # tasks per dashboard page
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would take "²" too, and fail
 _RESCUED_AT = "web_rescue_at"  # AppState.extras key: monotonic time of the last page rescue
 TEXT_FILTERS = ("method", "signature", "owner", "queue")
 #: Routes that always answer JSON, errors included.
@@ -221,7 +223,7 @@ def _parse_id(value: Any) -> int:
         raise BadInput(f"id {value!r} is not an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         return int(value)
     raise BadInput(f"id {str(value)[:40]!r} is not an integer")
 
@@ -442,7 +444,7 @@ def _keyset_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not _INTEGER.fullmatch(raw) or raw.startswith("-"):
         raise BadInput(f"{name}={raw[:40]!r} is not a task id")
     return min(int(raw), MAX_ID)
 
