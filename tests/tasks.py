@@ -79,6 +79,17 @@ def uses_secret(token: str, tache: Tache, logger: logging.Logger) -> int:
     return len(token)
 
 
+def chatty(tache: Tache, token: str, logger: logging.Logger) -> str:
+    """Everything ``run -vv`` shows: log lines, debug lines, progress; and a secret."""
+    assert token == SECRET
+    tache.info("chatty begins")
+    tache.debug("a debug line", details={"n": 1})
+    for step in range(1, 4):
+        tache.set_progress(step, 3, label="counting")
+    logger.warning("the token has %d characters", len(token))
+    return "chatted"
+
+
 def slow(tache: Tache, seconds: float = 5.0, steps: int = 4) -> str:
     """Logs and reports progress, then sleeps: the one the live tests watch."""
     tache.info("slow task begins")
