@@ -76,6 +76,8 @@ class AttemptState:
     attempts: int
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
+    #: Set once the task's own process has started (``mark_started``).
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -514,7 +516,7 @@ class Store:
         with self.read() as conn:
             rows = conn.execute(
                 select(
-                    t.id, t.status, t.attempts, t.cancel_requested_at, t.cancel_requested_by
+                    t.id, t.status, t.attempts, t.cancel_requested_at, t.cancel_requested_by, t.pid
                 ).where(t.id.in_(list(ids)))
             ).all()
         return {
@@ -523,6 +525,7 @@ class Store:
                 int(row.attempts or 0),
                 row.cancel_requested_at,
                 row.cancel_requested_by,
+                row.pid,
             )
             for row in rows
         }

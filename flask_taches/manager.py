@@ -1,0 +1,637 @@
+"""The manager (``flask taches start``): claim ready tasks, run each in its own process.
+
+It lives ``loop`` x ``sleep`` seconds (so that cron every minute keeps one
+alive) or until stopped with ``forever``. Within that time it claims whenever a
+slot is free and a task is ready, in batches, never more than ``max_running``
+RUNNING across every manager of the database (the store enforces it inside the
+claim). An idle manager sleeps on the store's listener (NOTIFY on PostgreSQL,
+``PRAGMA data_version`` on SQLite, a poll every ``TACHES_POLL`` otherwise) and on
+a socket its signal handlers write to, so a new task, a child's exit or a stop
+request wakes it at once.
+
+The task's own process beats and records its end; the manager is the backstop:
+
+* a child that exits without an end recorded ends INTERRUPTED at once, with its
+  exit code or signal in the log (and is retried when attempts remain);
+* a child past its ``timeout`` + ``TACHES_KILL_GRACE`` (+ a margin) is SIGKILLed
+  and ends FAILED; one whose cancel was asked and ignored is SIGKILLed and ends
+  CANCELLED; one whose row another manager declared dead is SIGKILLed;
+* every ``min(TACHES_HEARTBEAT, sleep)`` it rescues RUNNING tasks of any
+  manager whose heartbeat is too old, or whose process on this host is gone.
+
+SIGTERM or SIGINT stops the claiming; running tasks get ``TACHES_DRAIN_GRACE``
+seconds to finish (a second signal cuts it short), then SIGTERM, then SIGKILL
+after ``TACHES_KILL_GRACE``. Children live in sessions of their own, so a
+``kill -9`` of the manager leaves them running to their end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from .exceptions import ConfigurationError, TacheError
+from .executors import (
+    Child,
+    Executor,
+    ForkExecutor,
+    SubprocessExecutor,
+    describe_exit,
+)
+from .loading import check_allowed
+from .models import utcnow
+from .status import Status
+from .store import Claimed, Listener, Store
+
+BACKSTOP_MARGIN = 1.0  # seconds the manager waits beyond the runner's own grace
+MIN_WAIT = 0.002  # seconds: the loop never spins faster than this
+CHILD_POLL = 0.05  # seconds between child checks where no SIGCHLD wakes us (Windows, threads)
+DB_ERROR_BACKOFF = 1.0  # seconds before claiming again after a database error
+EXECUTORS = ("fork", "subprocess")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ManagerOptions:
+    """What ``flask taches start`` takes; defaults come from the ``TACHES_*`` settings."""
+
+    loop: int = 10
+    sleep: float = 6.0
+    max_running: int = 5
+    queues: tuple[str, ...] = ()
+    executor: str = "fork"
+    forever: bool = False
+    poll: float = 0.2
+    heartbeat: float = 5.0
+    heartbeat_timeout: float = 30.0
+    kill_grace: float = 5.0
+    drain_grace: float = 30.0
+    verbosity: int = 0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> ManagerOptions:
+        """The app's settings, then every override that is not None."""
+        values: dict[str, Any] = {
+            "loop": config["TACHES_LOOP"],
+            "sleep": config["TACHES_SLEEP"],
+            "max_running": config["TACHES_MAX"],
+            "queues": tuple(config["TACHES_QUEUES"] or ()),
+            "executor": config["TACHES_EXECUTOR"],
+            "poll": config["TACHES_POLL"],
+            "heartbeat": config["TACHES_HEARTBEAT"],
+            "heartbeat_timeout": config["TACHES_HEARTBEAT_TIMEOUT"],
+            "kill_grace": config["TACHES_KILL_GRACE"],
+            "drain_grace": config["TACHES_DRAIN_GRACE"],
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        options = cls(**values)
+        options.check()
+        return options
+
+    def check(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigurationError(f"executor {self.executor!r}: use 'fork' or 'subprocess'")
+        if self.loop < 1 or self.max_running < 1:
+            raise ConfigurationError("--loop and --max must be at least 1")
+        if min(self.sleep, self.poll, self.heartbeat, self.kill_grace, self.drain_grace) < 0:
+            raise ConfigurationError("durations must not be negative")
+
+    @property
+    def check_every(self) -> float:
+        """Seconds between two rescue/supervision passes."""
+        return max(0.05, min(self.heartbeat, self.sleep or self.heartbeat))
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the manager SIGKILLs a child, and what it records if the row is still its."""
+
+    at: float  # monotonic
+    status: Status | None
+    message: str
+
+
+@dataclass
+class Watched:
+    """A child of this manager and what the manager decided about it."""
+
+    child: Child
+    #: The earliest SIGKILL decided so far.
+    deadline: Deadline | None = None
+    #: What to record if it dies without an end of its own (set when the manager acts).
+    verdict: tuple[Status, str] | None = None
+    #: Monotonic time the row was seen no longer this attempt's (ended or superseded).
+    released_at: float | None = None
+    signals: list[str] = field(default_factory=list)
+    #: Whether the timeout backstop counts yet (a spawned process must start first).
+    armed: bool = False
+
+    @property
+    def claimed(self) -> Claimed:
+        return self.child.claimed
+
+    def kill_at(self, at: float, status: Status | None, message: str) -> None:
+        """Decide a SIGKILL at ``at``; an earlier decision already made stands."""
+        if self.deadline is None or at < self.deadline.at:
+            self.deadline = Deadline(at, status, message)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie."""
+    if sys.platform == "win32":
+        return True  # no cheap check without side effects: heartbeats decide there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return True  # no /proc (macOS): existing is all we can tell
+    # The state letter follows the command name, which is in parentheses.
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] not in ("Z", "X")
+
+
+class Manager:
+    """One manager process. Build it in an app context; :meth:`run` it in the main thread."""
+
+    def __init__(
+        self,
+        app: Flask,
+        options: ManagerOptions,
+        *,
+        executor: Executor | None = None,
+        app_import_path: str | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self.app = app
+        self.options = options
+        extension = app.extensions["taches"]
+        self.store: Store = extension.store()
+        self.allowed_modules = extension.allowed_modules()
+        self.hostname = hostname or socket.gethostname()
+        self.children: dict[int, Watched] = {}
+        self._ended: list[Watched] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sigchld = False
+        self._stop_requests = 0
+        self._stop_handled = 0
+        self._stop_signal: int | None = None
+        self._drain_until: float | None = None
+        self._warmed: set[str] = set()
+        self.claimed_count = 0
+        self.executor = executor or self._make_executor(app_import_path)
+
+    def _make_executor(self, app_import_path: str | None) -> Executor:
+        child_verbosity = max(0, self.options.verbosity - 1)
+        if self.options.executor == "subprocess":
+            return SubprocessExecutor(app_import_path, verbosity=child_verbosity)
+        return ForkExecutor(self.app, verbosity=child_verbosity, after_fork=[self._in_child])
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Claim and supervise until the lifetime ends or a stop is asked; 0 when clean."""
+        opts = self.options
+        # Children then share the warm manager's objects without the GC writing to them.
+        gc.freeze()
+        started = time.monotonic()
+        end = None if opts.forever else started + opts.loop * opts.sleep
+        logger.info(
+            "manager %s on %s: max %s, executor %s, %s",
+            os.getpid(),
+            self.hostname,
+            opts.max_running,
+            self.executor.name,
+            "until stopped" if end is None else f"for {end - started:g} s",
+            extra={"action": "manager_start", "tache_id": None},
+        )
+        with self._signals(), contextlib.closing(self._listener()) as listener:
+            self._loop(listener, end)
+        logger.info(
+            "manager %s done: %s task(s) claimed in %.1f s",
+            os.getpid(),
+            self.claimed_count,
+            time.monotonic() - started,
+            extra={"action": "manager_stop", "tache_id": None},
+        )
+        return 0
+
+    def _listener(self) -> Listener:
+        return self.store.listener(
+            queues=self.options.queues or None, max_running=self.options.max_running
+        )
+
+    def _loop(self, listener: Listener, end: float | None) -> None:
+        opts = self.options
+        next_check = 0.0
+        next_poll = 0.0
+        more = True  # the last claim was full: more may be waiting
+        while True:
+            reaped = self._reap()
+            now = time.monotonic()
+            self._enforce(now)
+            if now >= next_check:
+                self._supervise()
+                self._rescue()
+                next_check = time.monotonic() + opts.check_every
+            claiming = self._claiming(now, end)
+            if not claiming and not self.children and not self._ended:
+                return
+            free = opts.max_running - len(self.children)
+            if claiming and free > 0 and (more or reaped or now >= next_poll):
+                got = self._claim(free)
+                next_poll = time.monotonic() + (opts.poll if got >= 0 else DB_ERROR_BACKOFF)
+                more = got == free
+                if got > 0:
+                    continue
+            wait = self._wait_for(now, end if claiming else None, next_check)
+            if claiming and free > 0:
+                wait = min(wait, max(0.0, next_poll - now))
+                more = listener.wait(wait, self._wake_r.fileno()) or more
+            else:
+                self._sleep(wait)
+            self._drain_wake()
+
+    def _claiming(self, now: float, end: float | None) -> bool:
+        if self._stop_requests > self._stop_handled:
+            # The first request drains; a second one cuts the grace short.
+            grace = self.options.drain_grace if not self._stop_handled else 0.0
+            self._stop_handled = self._stop_requests
+            self._drain_until = min(self._drain_until or float("inf"), now + grace)
+            self._announce_stop()
+        if self._stop_handled:
+            return False
+        return end is None or now < end
+
+    def _wait_for(self, now: float, end: float | None, next_check: float) -> float:
+        """Seconds until the next thing the loop must do by itself."""
+        due = [next_check]
+        if end is not None:
+            due.append(end)
+        if self._drain_until is not None and self.children:
+            due.append(self._drain_until)
+        due.extend(w.deadline.at for w in self.children.values() if w.deadline is not None)
+        wait = min(due) - now
+        if self.children and not self._sigchld:
+            wait = min(wait, CHILD_POLL)
+        if self._ended:
+            wait = min(wait, DB_ERROR_BACKOFF)
+        return max(MIN_WAIT, wait)
+
+    def _sleep(self, timeout: float) -> None:
+        select.select([self._wake_r], [], [], timeout)
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    # -- claiming and starting -------------------------------------------------------------
+
+    def _claim(self, free: int) -> int:
+        """Claim up to ``free`` tasks and start them; the number claimed, -1 on error."""
+        opts = self.options
+        try:
+            claimed = self.store.claim_batch(
+                free,
+                max_running=opts.max_running,
+                queues=opts.queues or None,
+                hostname=self.hostname,
+            )
+        except (SQLAlchemyError, TimeoutError) as exc:
+            logger.error("claim failed: %s", exc, extra={"action": "claim_error", "tache_id": None})
+            return -1
+        for task in claimed:
+            self.claimed_count += 1
+            logger.info(
+                "claimed task %s (attempt %s): %s",
+                task.id,
+                task.attempt,
+                task.method,
+                extra={"action": "claim", "tache_id": task.id},
+            )
+            self._start(task)
+        return len(claimed)
+
+    def _start(self, task: Claimed) -> None:
+        self._warm(task.method)
+        try:
+            child = self.executor.start(task)
+        except OSError as exc:
+            message = f"the manager could not start the task's process: {exc}"
+            logger.error(message, extra={"action": "start_error", "tache_id": task.id})
+            self._record_end(task, Status.INTERRUPTED, message)
+            return
+        watched = Watched(child)
+        if self.executor.name == "fork":
+            self._arm_timeout(watched, child.started)  # a fork starts the task at once
+        self.children[child.pid] = watched
+        logger.info(
+            "started task %s in process %s (%s)",
+            task.id,
+            child.pid,
+            self.executor.name,
+            extra={"action": "start", "tache_id": task.id},
+        )
+
+    def _arm_timeout(self, watched: Watched, since: float) -> None:
+        """The backstop of a task's timeout, counted from when its process started it.
+
+        The runner stops a task at its timeout and gives up after KILL_GRACE;
+        the manager steps in only if that process is itself stuck.
+        """
+        watched.armed = True
+        timeout = watched.claimed.timeout
+        if timeout:
+            watched.kill_at(
+                since + timeout + self.options.kill_grace + BACKSTOP_MARGIN,
+                Status.FAILED,
+                f"timeout after {timeout:g} s: the task's process did not stop "
+                "itself; killed by the manager",
+            )
+
+    def _warm(self, method: str) -> None:
+        """Import a task's module here once, so forked children find it loaded."""
+        if self.executor.name != "fork":
+            return
+        try:
+            module = check_allowed(method, self.allowed_modules).module
+        except TacheError:
+            return  # refused: the runner records why, in the task's own process
+        if module in self._warmed or module in sys.modules:
+            return
+        self._warmed.add(module)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the task's process reports it with its traceback
+            logger.debug(
+                "could not preload %s: %s", module, exc, extra={"action": "warm", "tache_id": None}
+            )
+            return
+        gc.freeze()
+
+    # -- watching the children -----------------------------------------------------------
+
+    def _reap(self) -> int:
+        """Collect the children that exited, then settle their rows; how many exited."""
+        exited = [w for w in self.children.values() if w.child.poll() is not None]
+        for watched in exited:
+            del self.children[watched.child.pid]
+        self._ended.extend(exited)
+        if self._ended:
+            self._settle()
+        return len(exited)
+
+    def _settle(self) -> None:
+        """For each exited child: its end as recorded, or INTERRUPTED/its verdict if none."""
+        try:
+            states = self.store.attempts_state([w.claimed.id for w in self._ended])
+        except SQLAlchemyError as exc:
+            logger.error(
+                "cannot read the rows of ended tasks (will retry): %s",
+                exc,
+                extra={"action": "settle_error", "tache_id": None},
+            )
+            return
+        pending, self._ended = self._ended, []
+        for watched in pending:
+            task, child = watched.claimed, watched.child
+            assert child.returncode is not None
+            state = states.get(task.id)
+            how = describe_exit(child.returncode)
+            elapsed = time.monotonic() - child.started
+            if (
+                state is not None
+                and state.status is Status.RUNNING
+                and state.attempts == task.attempt
+            ):
+                status, message = watched.verdict or (
+                    Status.INTERRUPTED,
+                    f"process {child.pid} {how} without recording an end",
+                )
+                try:
+                    final = self._record_end(task, status, message)
+                except SQLAlchemyError:
+                    self._ended.append(watched)  # try again at the next pass
+                    continue
+                shown = final.value if final is not None else "ended elsewhere"
+                logger.warning(
+                    "task %s: %s -> %s",
+                    task.id,
+                    message,
+                    shown,
+                    extra={"action": "end", "tache_id": task.id},
+                )
+                continue
+            if state is None:
+                shown = "deleted"
+            elif state.attempts != task.attempt:
+                shown = f"superseded by attempt {state.attempts}"
+            else:
+                shown = state.status.value
+            logger.info(
+                "ended task %s: %s in %.2f s (process %s %s)",
+                task.id,
+                shown,
+                elapsed,
+                child.pid,
+                how,
+                extra={"action": "end", "tache_id": task.id},
+            )
+
+    def _record_end(self, task: Claimed, status: Status, message: str) -> Status | None:
+        return self.store.end_attempt(task.id, task.attempt, status, message)
+
+    def _enforce(self, now: float) -> None:
+        """Signals decided by time: the drain is over, a SIGKILL deadline has come."""
+        opts = self.options
+        if self._drain_until is not None and now >= self._drain_until:
+            for watched in self.children.values():
+                if "SIGTERM" in watched.signals:
+                    continue
+                message = (
+                    "stopped by the manager: it was asked to stop and the task outlived "
+                    f"the drain grace of {opts.drain_grace:g} s"
+                )
+                watched.verdict = watched.verdict or (Status.INTERRUPTED, message)
+                watched.kill_at(now + opts.kill_grace, Status.INTERRUPTED, message)
+                self._send(watched, signal.SIGTERM, "SIGTERM")
+        for watched in self.children.values():
+            deadline = watched.deadline
+            if deadline is None or now < deadline.at or "SIGKILL" in watched.signals:
+                continue
+            if deadline.status is not None:
+                watched.verdict = (deadline.status, deadline.message)
+            self._send(watched, _SIGKILL, "SIGKILL")
+
+    def _send(self, watched: Watched, signum: int, name: str) -> None:
+        if name in watched.signals:
+            return
+        watched.signals.append(name)
+        logger.warning(
+            "sending %s to task %s (process %s)",
+            name,
+            watched.claimed.id,
+            watched.child.pid,
+            extra={"action": "signal", "tache_id": watched.claimed.id},
+        )
+        watched.child.signal(signum)
+
+    def _supervise(self) -> None:
+        """Compare each child with its row: ended elsewhere, superseded, cancel ignored."""
+        if not self.children:
+            return
+        opts = self.options
+        by_id = {w.claimed.id: w for w in self.children.values()}
+        try:
+            states = self.store.attempts_state(list(by_id))
+        except SQLAlchemyError as exc:
+            logger.error(
+                "supervision read failed: %s",
+                exc,
+                extra={"action": "supervise_error", "tache_id": None},
+            )
+            return
+        now, wall = time.monotonic(), utcnow()
+        patience = opts.heartbeat + opts.kill_grace + BACKSTOP_MARGIN
+        for tache_id, watched in by_id.items():
+            state = states.get(tache_id)
+            ours = (
+                state is not None
+                and state.status is Status.RUNNING
+                and state.attempts == watched.claimed.attempt
+            )
+            if not ours:
+                # Ended (the process is on its way out) or declared dead and replaced
+                # by another attempt: either way it must not linger.
+                if watched.released_at is None:
+                    watched.released_at = now
+                    watched.kill_at(
+                        now + opts.kill_grace, None, "the row is no longer this attempt's"
+                    )
+                continue
+            assert state is not None
+            if not watched.armed and state.pid is not None:
+                self._arm_timeout(watched, now)
+            asked = state.cancel_requested_at
+            if asked is not None and (wall - asked).total_seconds() >= patience:
+                who = state.cancel_requested_by or "someone"
+                watched.kill_at(
+                    now,
+                    Status.CANCELLED,
+                    f"cancelled by {who} at {asked.isoformat(timespec='seconds')}; the task's "
+                    "process did not stop itself: killed by the manager",
+                )
+
+    def _rescue(self) -> None:
+        mine = set(self.children)
+        try:
+            rescued = self.store.rescue(
+                heartbeat_timeout=self.options.heartbeat_timeout,
+                hostname=self.hostname,
+                is_alive=lambda pid: pid in mine or pid_alive(pid),
+            )
+        except SQLAlchemyError as exc:
+            logger.error(
+                "rescue failed: %s", exc, extra={"action": "rescue_error", "tache_id": None}
+            )
+            return
+        for found in rescued:
+            logger.warning(
+                "rescued task %s attempt %s: %s -> %s",
+                found.id,
+                found.attempt,
+                found.reason,
+                found.status.value,
+                extra={"action": "rescue", "tache_id": found.id},
+            )
+
+    # -- signals -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """Stop on SIGTERM/SIGINT; wake on SIGCHLD. Only the main thread can have handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._on_stop)
+        sigchld = getattr(signal, "SIGCHLD", None)
+        if sigchld is not None:
+            previous[sigchld] = signal.signal(sigchld, self._on_child)
+            self._sigchld = True
+        old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for number, handler in previous.items():
+                signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+            self._sigchld = False
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        # Only flags here: the loop logs and acts (a handler may run mid-statement).
+        self._stop_requests += 1
+        self._stop_signal = signum
+
+    def _on_child(self, signum: int, frame: FrameType | None) -> None:
+        """Nothing to do: the write to the wake-up socket already woke the loop."""
+
+    def _announce_stop(self) -> None:
+        name = signal.Signals(self._stop_signal).name if self._stop_signal else "a request"
+        grace = max(0.0, (self._drain_until or 0.0) - time.monotonic())
+        logger.info(
+            "%s received: no more claims; %s running task(s) get %.1f s to finish",
+            name,
+            len(self.children),
+            grace,
+            extra={"action": "stopping", "tache_id": None},
+        )
+
+    def request_stop(self) -> None:
+        """Stop as SIGTERM would (for callers running the manager in a thread)."""
+        self._stop_requests += 1
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _in_child(self) -> None:
+        """First thing in a forked child: nothing of the manager's signal plumbing."""
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGCHLD", None)):
+                if signum is not None:
+                    signal.signal(signum, signal.SIG_DFL)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def close(self) -> None:
+        """Release the wake-up socket (after :meth:`run`)."""
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+_SIGKILL = int(getattr(signal, "SIGKILL", signal.SIGTERM))
