@@ -260,7 +260,9 @@ class TachesExtension:
         tache.queue = tache.queue or cfg["TACHES_DEFAULT_QUEUE"]
         tache.priority = int(tache.priority or 0)
         tache.attempts = 0
-        tache.max_attempts = int(tache.max_attempts or cfg["TACHES_MAX_ATTEMPTS"])
+        if tache.max_attempts is None:
+            tache.max_attempts = cfg["TACHES_MAX_ATTEMPTS"]
+        tache.max_attempts = int(tache.max_attempts)
         if tache.max_attempts < 1:
             raise InvalidTache("max_attempts must be at least 1")
         if tache.timeout is None:
