@@ -150,6 +150,8 @@ class Tache(Base):
         Index("ix_taches_signature", "signature", "id"),
         # "Tasks of an owner", newest first, for the dashboard.
         Index("ix_taches_owner", "owner", "id"),
+        # "Tasks of a status", newest first: the dashboard's status filter, no sort.
+        Index("ix_taches_status", "status", "id"),
         # Rescue scans RUNNING rows by heartbeat age.
         Index("ix_taches_heartbeat", "status", "heartbeat_at"),
         Index("ix_taches_next_id", "next_id"),

@@ -395,7 +395,7 @@ class Filters:
     @classmethod
     def from_args(cls, args: Any) -> Filters:
         statuses = [s.strip().upper() for s in _split(args.getlist("status"))]
-        known = {s.value for s in Status}
+        known = [s.value for s in Status]
         for value in statuses:
             if value not in known:
                 raise BadInput(f"unknown status {value[:40]!r}; use one of {', '.join(known)}")
@@ -409,14 +409,19 @@ class Filters:
         return args
 
     def conditions(self) -> list[Any]:
+        """The conditions every range shares (statuses are split, see ``status_conditions``)."""
         conditions: list[Any] = []
-        if self.statuses:
-            conditions.append(Tache.status.in_(self.statuses))
         for name in ("method", "signature", "queue"):
             value = self.text.get(name)
             if value:
                 conditions.append(getattr(Tache, name) == value)
         return conditions
+
+    def status_conditions(self) -> list[list[Any]]:
+        """One range per status asked, each walked on ``(status, id)`` in order."""
+        if not self.statuses:
+            return [[]]
+        return [[Tache.status == status] for status in self.statuses]
 
 
 @dataclass
@@ -452,8 +457,10 @@ def _keyset_arg(name: str) -> int | None:
 def dashboard_page(filters: Filters, *, before: int | None, after: int | None) -> Page:
     """One page by keyset (``id`` below ``before`` or above ``after``): no OFFSET, no COUNT.
 
-    The owners the user may see are read one index range each (``owner, id``)
-    and merged, rather than one ``OR`` the databases would not walk in order.
+    Each status asked and each owner the user may see is read as its own range
+    of at most ``PAGE_SIZE + 1`` rows on an index ending in ``id`` (``status,
+    id`` or ``owner, id``), and the ranges are merged here: an ``IN`` or an
+    ``OR`` would make the databases sort every matching row instead.
     """
     conditions = filters.conditions()
     ascending = after is not None
@@ -462,9 +469,11 @@ def dashboard_page(filters: Filters, *, before: int | None, after: int | None) -
     if after is not None:
         conditions.append(Tache.id > after)
     rows: dict[int, Tache] = {}
+    session = _ext().db().session
     for owner_condition in _owner_conditions(filters.text.get("owner")):
-        query = _page_query([*conditions, *owner_condition], ascending)
-        rows.update((t.id, t) for t in _ext().db().session.scalars(query))
+        for status_condition in filters.status_conditions():
+            query = _page_query([*conditions, *owner_condition, *status_condition], ascending)
+            rows.update((t.id, t) for t in session.scalars(query))
     ordered = sorted(rows, reverse=not ascending)[: PAGE_SIZE + 1]
     more = len(ordered) > PAGE_SIZE
     ordered = ordered[:PAGE_SIZE]

@@ -75,6 +75,8 @@ def upgrade() -> None:
     op.create_index("ix_taches_signature", TABLE, ["signature", "id"])
     # The tasks of an owner, newest first.
     op.create_index("ix_taches_owner", TABLE, ["owner", "id"])
+    # The tasks of a status, newest first (the dashboard's filter, without a sort).
+    op.create_index("ix_taches_status", TABLE, ["status", "id"])
     # Rescue: RUNNING rows by heartbeat age.
     op.create_index("ix_taches_heartbeat", TABLE, ["status", "heartbeat_at"])
     op.create_index("ix_taches_next_id", TABLE, ["next_id"])
