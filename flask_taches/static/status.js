@@ -7,6 +7,12 @@
  *   <script src=".../static/status.js" data-batch-url=".../status"
  *           data-poll-ms="5000" defer></script>
  *
+ * Forms: form.tache-action[data-action] inside a watched element is sent with
+ * fetch (CSRF token from its csrf_token field or <meta name="taches-csrf">, as
+ * a field and an X-CSRFToken header), then the page is refreshed at once;
+ * data-confirm on it (or on the dashboard's form.taches-cancel-all) is asked
+ * with confirm() first.
+ *
  * Elements it watches (also ones added to the page later):
  *   <span class="tache" data-id="42"></span>         one task, by id
  *   <span class="tache" data-signature="export"></span>  latest task of a signature
@@ -42,6 +48,9 @@
 
   const SELECTOR = ".tache[data-id], .tache[data-signature]";
   const ACTION_SELECTOR = "form.tache-action[data-action]";
+  // Forms that ask confirm(data-confirm) first: the fragments' actions, and the
+  // dashboard's "cancel all" (an ordinary POST once confirmed).
+  const CONFIRM_SELECTOR = "form.tache-action[data-confirm], form.taches-cancel-all[data-confirm]";
   const FINISHED = new Set(["COMPLETED", "FAILED", "INTERRUPTED", "CANCELLED"]);
   const DEFAULT_POLL_MS = 5000; // milliseconds, the bundle's interval
   const DEFAULT_BATCH_MAX = 200; // ids + signatures in one request (TACHES_BATCH_MAX)
@@ -152,7 +161,17 @@
   function applyFilter(el, state) {
     const filter = parseFilter(el);
     if (filter !== null) {
-      el.hidden = !(state.status && filter.includes(state.status));
+      setHidden(el, !(state.status && filter.includes(state.status)));
+    }
+  }
+
+  /** The hidden attribute, made to win over a stylesheet's `.tache { display: ... }`. */
+  function setHidden(el, hide) {
+    el.hidden = hide;
+    if (hide) {
+      el.style.setProperty("display", "none", "important");
+    } else if (el.style.getPropertyValue("display") === "none") {
+      el.style.removeProperty("display");
     }
   }
 
@@ -303,7 +322,7 @@
     const html = tache.status_html || "";
     const changed = !sameMarkup(el, html);
     if (changed) {
-      el.innerHTML = html;
+      replace(el, html);
     }
     const first = !state.seen;
     const statusChanged = state.status !== tache.status || newTask;
@@ -331,6 +350,36 @@
     }
   }
 
+  // A click is lost if its button is replaced between pointerdown and pointerup,
+  // so an element being pressed gets its new content just after the click.
+  let pressed = null;
+  const deferred = new WeakMap();
+
+  function replace(el, html) {
+    if (el === pressed) {
+      deferred.set(el, html);
+    } else {
+      el.innerHTML = html;
+    }
+  }
+
+  function onPointerDown(event) {
+    pressed = event.target instanceof Element ? event.target.closest(SELECTOR) : null;
+  }
+
+  function onPointerUp() {
+    const el = pressed;
+    pressed = null;
+    if (el && deferred.has(el)) {
+      setTimeout(() => {
+        if (deferred.has(el)) {
+          el.innerHTML = deferred.get(el);
+          deferred.delete(el);
+        }
+      }, 0);
+    }
+  }
+
   /** Compare as the browser serialises both, so formatting differences do not count. */
   const scratch = document.createElement("template");
   function sameMarkup(el, html) {
@@ -355,15 +404,15 @@
 
   function onSubmit(event) {
     const form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.matches(ACTION_SELECTOR)) {
+    if (!(form instanceof HTMLFormElement) || event.defaultPrevented) {
       return;
     }
-    const message = form.dataset.confirm;
+    const message = form.matches(CONFIRM_SELECTOR) ? form.dataset.confirm : "";
     if (message && !window.confirm(message)) {
       event.preventDefault();
       return;
     }
-    const owner = form.closest(SELECTOR);
+    const owner = form.matches(ACTION_SELECTOR) ? form.closest(SELECTOR) : null;
     if (!owner) {
       return; // not in a watched element: an ordinary POST, the server redirects back
     }
@@ -494,6 +543,9 @@
     }
     document.addEventListener("submit", onSubmit);
     document.addEventListener("visibilitychange", onVisibilityChange);
+    document.addEventListener("pointerdown", onPointerDown, true);
+    document.addEventListener("pointerup", onPointerUp, true);
+    document.addEventListener("pointercancel", onPointerUp, true);
     new MutationObserver(onMutations).observe(document.documentElement, {
       childList: true,
       subtree: true,
