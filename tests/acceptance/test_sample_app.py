@@ -183,6 +183,19 @@ def test_users_see_their_own_tasks_and_the_admin_sees_all(sample: Flask) -> None
     assert nobody.get(f"/taches/{bob_id}").status_code == 404
 
 
+def test_dashboard_wears_the_demo_layout(sample: Flask) -> None:
+    """sample_app/templates/taches/base.html overrides the extension's by name."""
+    client = sample.test_client()
+    login(client, "alice")
+    tache_id = add(sample, DEMO, owner="alice")
+    for path in ("/taches/", f"/taches/{tache_id}"):
+        html = client.get(path).get_data(as_text=True)
+        assert '<header class="site">' in html
+        assert 'value="alice" aria-pressed="true"' in html
+        assert html.count('src="/taches/static/status.js"') == 1
+        assert re.search(f'<span class="tache[^"]*" data-id="{tache_id}">', html)
+
+
 def test_login_switch(sample: Flask) -> None:
     client = sample.test_client()
     csrf = token(client)
@@ -219,7 +232,10 @@ def test_monitor_page_by_id_and_signature_with_status_filters(sample: Flask) -> 
             f'<span class="tache" data-id="{tache_id}" '
             'data-status="[&#34;FAILED&#34;, &#34;CANCELLED&#34;]"></span>'
         ) in html
-    assert '<span class="tache" data-signature="nightly" id="by-signature"></span>' in html
+    assert (
+        '<span class="tache" data-signature="nightly" id="by-signature">'
+        '<em class="none">no task yet</em></span>'
+    ) in html
     assert (
         '<span class="tache" data-signature="nightly" '
         'data-status=\'["FAILED", "CANCELLED"]\' id="by-signature-filtered"></span>'
