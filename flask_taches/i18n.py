@@ -78,7 +78,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "field.fichier": "File",
         "field.parametres": "Parameters",
         "field.result": "Result",
-        "field.progress": "Progress",
         "field.logs": "Logs",
         "field.chain": "Chain",
         "chain.previous": "after task {id}",
@@ -95,10 +94,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "level.warning": "warning",
         "level.error": "error",
         "level.critical": "critical",
-        "result.done": "Done",
-        "done.cancelled_all": "{n} task(s) cancelled or stopping.",
-        "error.not_found": "no task {id} here",
-        "error.csrf": "missing or invalid CSRF token: reload the page and try again",
     },
     "fr": {
         "action.cancel": "Annuler",
@@ -139,7 +134,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "field.fichier": "Fichier",
         "field.parametres": "Paramètres",
         "field.result": "Résultat",
-        "field.progress": "Progression",
         "field.logs": "Journal",
         "field.chain": "Enchaînement",
         "chain.previous": "après la tâche {id}",
@@ -156,10 +150,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "level.warning": "avertissement",
         "level.error": "erreur",
         "level.critical": "critique",
-        "result.done": "Fait",
-        "done.cancelled_all": "{n} tâche(s) annulée(s) ou en cours d'arrêt.",
-        "error.not_found": "pas de tâche {id} ici",
-        "error.csrf": "jeton CSRF absent ou invalide : rechargez la page et réessayez",
     },
 }
 

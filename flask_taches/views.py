@@ -116,7 +116,7 @@ def visible_or_404(tache_id: int) -> Tache:
         tache = _ext().get(tache_id)
     if tache is None or not auth.can(tache, "view"):
         # The same answer for "no such task" and "not yours": ids cannot be probed.
-        raise TacheNotFound(i18n.text("error.not_found", id=tache_id))
+        raise TacheNotFound(f"no task {tache_id} here")
     return tache
 
 
