@@ -150,6 +150,15 @@ def test_run_refuses_an_id_that_is_not_a_number_or_not_to_run(app_ctx: Flask) ->
     assert row(tache_id)["attempts"] == 2
 
 
+def test_run_with_an_attempt_that_is_not_the_rows_changes_nothing(app_ctx: Flask) -> None:
+    tache_id = taches.add("tests.tasks:add", parametres={"a": 1})
+    before = row(tache_id)
+    result = invoke(app_ctx, "run", str(tache_id), "--attempt", "3")
+    assert result.exit_code == 1
+    assert result.stderr == f"task {tache_id} ended not recorded (taken over elsewhere)\n"
+    assert row(tache_id) == before
+
+
 def test_add_prints_the_id_and_keeps_every_option(app_ctx: Flask) -> None:
     result = invoke(
         app_ctx,

@@ -80,7 +80,7 @@ def test_add_a_tache_object_with_options(db_ctx: Flask) -> None:
     ],
 )
 def test_add_refuses_a_method_outside_the_allowlist_or_unknown(
-    db_ctx: Flask, method: str, error: type[Exception]
+    app_ctx: Flask, method: str, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
         taches.add(method)
@@ -100,7 +100,7 @@ def test_add_refuses_a_method_outside_the_allowlist_or_unknown(
     ],
     ids=["datetime", "int-key", "list", "nan", "set", "caches-object", "caches-str"],
 )
-def test_add_refuses_parametres_that_are_not_json(db_ctx: Flask, options: dict[str, Any]) -> None:
+def test_add_refuses_parametres_that_are_not_json(app_ctx: Flask, options: dict[str, Any]) -> None:
     with pytest.raises(ParametresNotJSON):
         taches.add("tests.tasks:add", **options)
     assert count() == 0
@@ -262,7 +262,7 @@ def test_a_local_file_is_copied(db_ctx: Flask, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["tool.exe", "noextension", "../.xlsx", ""])
-def test_a_refused_file_saves_nothing(db_ctx: Flask, name: str) -> None:
+def test_a_refused_file_saves_nothing(app_ctx: Flask, name: str) -> None:
     with pytest.raises(FichierRefused):
         taches.add("tests.tasks:add", fichier=upload(name))
     assert count() == 0
