@@ -284,16 +284,22 @@ def _status_filter(value: Any) -> list[str]:
 
 
 def taches_script() -> Markup:
-    """The CSRF ``<meta>`` and the deferred ``<script>`` of ``status.js``."""
+    """The CSRF ``<meta>`` and the deferred ``<script>`` of ``status.js``.
+
+    ``data-batch-max`` tells the script ``TACHES_BATCH_MAX``, so it splits a page
+    with many tasks into requests the batch route accepts.
+    """
     poll_ms = int(float(current_app.config["TACHES_JS_POLL"]) * 1000)
     return Markup(
         '<meta name="taches-csrf" content="{token}">\n'
-        '<script src="{src}" data-batch-url="{batch}" data-poll-ms="{poll}" defer></script>'
+        '<script src="{src}" data-batch-url="{batch}" data-poll-ms="{poll}" '
+        'data-batch-max="{batch_max}" defer></script>'
     ).format(
         token=csrf.token(),
         src=url_for("taches.static", filename="status.js"),
         batch=url_for("taches.batch_status"),
         poll=poll_ms,
+        batch_max=int(current_app.config["TACHES_BATCH_MAX"]),
     )
 
 

@@ -110,7 +110,9 @@ def test_outside_a_request_no_action_is_offered(app: Flask) -> None:
 # -- taches_script, taches_stylesheet, the token -------------------------------------------
 
 
-@pytest.mark.taches_config(TACHES_JS_POLL=2.5, TACHES_URL_PREFIX="/jobs", **USERS)
+@pytest.mark.taches_config(
+    TACHES_JS_POLL=2.5, TACHES_URL_PREFIX="/jobs", TACHES_BATCH_MAX=40, **USERS
+)
 def test_taches_script_points_at_the_blueprint(app: Flask) -> None:
     with app.test_request_context():
         script = templating.taches_script()
@@ -119,7 +121,7 @@ def test_taches_script_points_at_the_blueprint(app: Flask) -> None:
     assert script == Markup(
         f'<meta name="taches-csrf" content="{token}">\n'
         '<script src="/jobs/static/status.js" data-batch-url="/jobs/status" '
-        'data-poll-ms="2500" defer></script>'
+        'data-poll-ms="2500" data-batch-max="40" defer></script>'
     )
     assert stylesheet == Markup('<link rel="stylesheet" href="/jobs/static/taches.css">')
 
