@@ -139,8 +139,8 @@ class Console:
         text = f"task {tache_id} {status} in {seconds:.2f} s"
         if result is not None:
             text += f": result {preview(result)}"
+        self.close()  # the last bar stays above the end line
         self._line(self._paint(text, STATUS_COLOURS.get(status, "")))
-        self.close()
 
     def close(self) -> None:
         """Leave the terminal's cursor on a fresh line (the bar stays visible)."""

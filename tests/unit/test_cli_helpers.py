@@ -159,5 +159,5 @@ def test_terminal_console_colours_and_redraws_the_bar_in_place() -> None:
     # The log line is printed above the bar, which is drawn again under it.
     boom = text.index("boom")
     assert text.index(CLEAR_LINE, boom) > boom
-    assert text.rstrip("\n").endswith("half")
-    assert text.count("\n") == 4  # the error line, its details, the end line, the bar kept
+    assert text.endswith("half\n\033[31mtask 7 FAILED in 1.00 s\033[0m\n"), "bar kept, then the end"
+    assert text.count("\n") == 4  # the error line, its details, the bar kept, the end line
