@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -81,6 +81,18 @@ window.__taches = {batch: 0, events: []};
   }
 })();
 """
+
+
+def wait_for(condition: Callable[[], Any], message: str, timeout: float) -> Any:
+    """Poll ``condition`` until it is truthy (returned), or fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
+        time.sleep(0.05)
 
 
 def browser_missing() -> str | None:

@@ -22,6 +22,8 @@ from flask import Flask, Response, jsonify, request
 from markupsafe import Markup
 from werkzeug.serving import make_server
 
+from tests.acceptance.conftest import wait_for as conftest_wait_for
+
 pytestmark = pytest.mark.browser
 
 STATUS_JS = Path(__file__).resolve().parents[2] / "flask_taches" / "static" / "status.js"
@@ -201,14 +203,7 @@ def open_page(browser: Any, state: StandIn, body: str, *, batch_max: int | None 
 
 
 def wait_for(condition: Callable[[], Any], message: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting: {message}")
-        time.sleep(0.05)
+    return conftest_wait_for(condition, message, timeout)
 
 
 def js(browser: Any, script: str, *args: Any) -> Any:
@@ -436,3 +431,28 @@ def test_unknown_ids_are_dropped_and_bad_ids_never_sent(browser: Any, standin: S
     assert bodies[0] == {"ids": [404, 9], "signatures": []}
     assert all(b["ids"] == [9] for b in bodies[1:])  # 404 asked once; "abc" never
     assert json.dumps(bodies).count('"abc"') == 0
+
+
+def test_an_element_being_pressed_is_replaced_after_the_click(
+    browser: Any, standin: StandIn
+) -> None:
+    standin.set(10, "RUNNING")
+    open_page(browser, standin, '<span class="tache" id="a" data-id="10"></span>')
+    wait_for(lambda: shown_status(browser, "#a") == "RUNNING", "first render")
+    js(
+        browser,
+        "window.__button = document.querySelector('#a .act-cancel');"
+        "window.__button.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true}));",
+    )
+    standin.set(10, "TO_RUN")  # still unfinished: polling goes on
+    asked = standin.batch_count()
+    wait_for(lambda: standin.batch_count() >= asked + 2, "two ticks while pressed")
+    # The button under the pointer is still the one in the page...
+    assert js(browser, "return window.__button.isConnected;") is True
+    assert shown_status(browser, "#a") == "RUNNING"
+    # ...and the new content comes right after the pointer is released.
+    js(
+        browser,
+        "window.__button.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));",
+    )
+    wait_for(lambda: shown_status(browser, "#a") == "TO_RUN", "replaced after the click")
