@@ -129,7 +129,7 @@
     }
     state = { key, taskId: null, status: null, finished: null, gone: key === null, seen: false };
     if (key === null) {
-      warnOnce(el, "flask-taches: ignored element with a data-id that is not a number", el);
+      warnOnce(el, "flask-taches: ignored: data-id must be digits, or data-signature set", el);
     }
     const fragment = el.querySelector("[data-tache-id][data-status]");
     if (fragment) {
