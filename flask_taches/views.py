@@ -129,8 +129,14 @@ def status_data(tache: Tache) -> dict[str, Any]:
 
 
 def live_data(tache: Tache) -> dict[str, Any]:
-    """One task as the batch route gives it: :func:`status_data` and both fragments."""
+    """One task as the batch route gives it: :func:`status_data` and both fragments.
+
+    Without ``logs``: a page polls this every few seconds for every task it
+    shows, and a long task's log would travel each time; ``result_html``
+    carries the logs summary and ``/<id>/status.json`` the full log.
+    """
     data = status_data(tache)
+    del data["logs"]
     data["status_html"] = str(render_status(tache))
     data["result_html"] = str(render_result(tache))
     return data

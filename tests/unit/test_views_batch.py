@@ -174,6 +174,16 @@ def test_no_secret_in_the_batch(app: Flask) -> None:
     assert SECRET not in body and "parametres_caches" not in body
 
 
+def test_the_batch_leaves_the_full_log_to_status_json(app: Flask) -> None:
+    logs = [{"level": "info", "message": f"line {n}", "details": None, "at": "x"} for n in range(3)]
+    tache_id = make(app, logs=logs)
+    entry = batch_get(app, f"ids={tache_id}").get_json()["taches"][0]
+    assert "logs" not in entry
+    assert 'data-level="info" data-count="3"' in entry["result_html"]  # still summed up
+    full = app.test_client().get(f"/taches/{tache_id}/status.json").get_json()
+    assert [e["message"] for e in full["logs"]] == ["line 0", "line 1", "line 2"]
+
+
 # -- on every database ------------------------------------------------------------------
 
 
