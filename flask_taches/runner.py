@@ -258,10 +258,11 @@ class LiveRecorder:
     def append(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._logs.append(entry)
-            self._dirty = True
+            was_dirty, self._dirty = self._dirty, True
         if self._console is not None:
             self._console.log(entry)
-        self._wake()
+        if not was_dirty:  # the watchdog already knows a flush is due
+            self._wake()
 
     def on_log(self, tache: Tache, entry: dict[str, Any]) -> None:
         self.append(entry)
@@ -269,10 +270,11 @@ class LiveRecorder:
     def on_progress(self, tache: Tache, progress: dict[str, Any]) -> None:
         with self._lock:
             self._progress = progress
-            self._dirty = True
+            was_dirty, self._dirty = self._dirty, True
         if self._console is not None:
             self._console.progress(progress)
-        self._wake()
+        if not was_dirty:
+            self._wake()
 
     def on_debug(self, tache: Tache, message: str, details: Any) -> None:
         if self._console is not None:
