@@ -29,8 +29,9 @@ from typing import NoReturn
 
 from flask import Flask
 
+from .runner import run_claimed
 from .status import Status
-from .store import Claimed
+from .store import Claimed, forget_pool_after_fork
 
 EXIT_COMPLETED = 0  # the task's end is recorded: COMPLETED
 EXIT_ENDED = 1  # the task's end is recorded: another status
@@ -155,6 +156,11 @@ class ForkExecutor(Executor):
         self.app = app
         self.verbosity = verbosity
         self.after_fork = list(after_fork)
+        engine = app.extensions["taches.state"].db.engine
+        if engine.dialect.name == "sqlite":
+            # A SQLite connection open across a fork shares its locking state with
+            # the child; the manager never uses the app's engine, so it holds none.
+            engine.dispose()
 
     def start(self, claimed: Claimed) -> Child:
         # Buffered output would otherwise be written twice, by parent and child.
@@ -173,8 +179,6 @@ class ForkExecutor(Executor):
                 hook()
             _raise_oom_score()
             self._forget_connections()
-            from .runner import run_claimed
-
             with self.app.app_context():
                 code = exit_code(run_claimed(claimed.id, claimed.attempt, verbosity=self.verbosity))
         except BaseException:
@@ -188,7 +192,7 @@ class ForkExecutor(Executor):
     def _forget_connections(self) -> None:
         """Drop the parent's pooled connections without closing them (they are its own)."""
         state = self.app.extensions["taches.state"]
-        state.db.engine.dispose(close=False)
+        forget_pool_after_fork(state.db.engine)
         if state.store is not None:
             state.store.dispose_after_fork()
 

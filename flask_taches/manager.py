@@ -215,6 +215,8 @@ class Manager:
     def run(self) -> int:
         """Claim and supervise until the lifetime ends or a stop is asked; 0 when clean."""
         opts = self.options
+        if self.executor.name == "fork":
+            self._warm_store()
         # Children then share the warm manager's objects without the GC writing to them.
         gc.freeze()
         started = time.monotonic()
@@ -373,6 +375,14 @@ class Manager:
                 "itself; killed by the manager",
             )
 
+    def _warm_store(self) -> None:
+        try:
+            self.store.warm_up()
+        except SQLAlchemyError as exc:  # a cold cache only costs time
+            logger.warning(
+                "could not warm the store up: %s", exc, extra={"action": "warm", "tache_id": None}
+            )
+
     def _warm(self, method: str) -> None:
         """Import a task's module here once, so forked children find it loaded."""
         if self.executor.name != "fork":
@@ -478,24 +488,25 @@ class Manager:
                 )
                 watched.verdict = watched.verdict or (Status.INTERRUPTED, message)
                 watched.kill_at(now + opts.kill_grace, Status.INTERRUPTED, message)
-                self._send(watched, signal.SIGTERM, "SIGTERM")
+                self._send(watched, signal.SIGTERM, "SIGTERM", "the drain grace is over")
         for watched in self.children.values():
             deadline = watched.deadline
             if deadline is None or now < deadline.at or "SIGKILL" in watched.signals:
                 continue
             if deadline.status is not None:
                 watched.verdict = (deadline.status, deadline.message)
-            self._send(watched, _SIGKILL, "SIGKILL")
+            self._send(watched, _SIGKILL, "SIGKILL", deadline.message)
 
-    def _send(self, watched: Watched, signum: int, name: str) -> None:
+    def _send(self, watched: Watched, signum: int, name: str, why: str) -> None:
         if name in watched.signals:
             return
         watched.signals.append(name)
         logger.warning(
-            "sending %s to task %s (process %s)",
+            "sending %s to task %s (process %s): %s",
             name,
             watched.claimed.id,
             watched.child.pid,
+            why,
             extra={"action": "signal", "tache_id": watched.claimed.id},
         )
         watched.child.signal(signum)
@@ -517,6 +528,7 @@ class Manager:
             return
         now, wall = time.monotonic(), utcnow()
         patience = opts.heartbeat + opts.kill_grace + BACKSTOP_MARGIN
+        unstarted: dict[int, int] = {}
         for tache_id, watched in by_id.items():
             state = states.get(tache_id)
             ours = (
@@ -525,16 +537,12 @@ class Manager:
                 and state.attempts == watched.claimed.attempt
             )
             if not ours:
-                # Ended (the process is on its way out) or declared dead and replaced
-                # by another attempt: either way it must not linger.
-                if watched.released_at is None:
-                    watched.released_at = now
-                    watched.kill_at(
-                        now + opts.kill_grace, None, "the row is no longer this attempt's"
-                    )
+                self._release(watched, now)
                 continue
             assert state is not None
-            if not watched.armed and state.pid is not None:
+            if state.pid is None:
+                unstarted[tache_id] = watched.claimed.attempt
+            elif not watched.armed:
                 self._arm_timeout(watched, now)
             asked = state.cancel_requested_at
             if asked is not None and (wall - asked).total_seconds() >= patience:
@@ -545,6 +553,34 @@ class Manager:
                     f"cancelled by {who} at {asked.isoformat(timespec='seconds')}; the task's "
                     "process did not stop itself: killed by the manager",
                 )
+
+        try:
+            self.store.beat_unstarted(unstarted)
+        except SQLAlchemyError as exc:
+            logger.error(
+                "beat for starting tasks failed: %s",
+                exc,
+                extra={"action": "supervise_error", "tache_id": None},
+            )
+
+    def _release(self, watched: Watched, now: float) -> None:
+        """The row is no longer this attempt's: its process must leave, and soon.
+
+        Either its end is recorded (it is exiting; an interpreter may take a
+        moment) or it was declared dead and replaced (its runner notices at the
+        next beat and stops itself). Past that, it is killed.
+        """
+        if watched.released_at is not None:
+            return
+        watched.released_at = now
+        opts = self.options
+        patience = max(opts.heartbeat_timeout, opts.heartbeat + opts.kill_grace)
+        watched.kill_at(
+            now + patience + BACKSTOP_MARGIN,
+            None,
+            f"the row is no longer this attempt's and the process has not left "
+            f"in {patience + BACKSTOP_MARGIN:g} s",
+        )
 
     def _rescue(self) -> None:
         mine = set(self.children)

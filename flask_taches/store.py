@@ -17,10 +17,11 @@ in this module and nowhere else.
 
 from __future__ import annotations
 
+import os
 import random
 import select as _select
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    or_,
     select,
     text,
     update,
@@ -47,7 +49,7 @@ from .status import FINISHED, Status
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
 MAX_RETRY_DELAY = 6 * 3600.0  # seconds: backoff never waits longer than this
-SQLITE_WATCH = 0.01  # seconds between two PRAGMA data_version checks of an idle manager
+SQLITE_WATCH = 0.01  # seconds between two looks at the database files by an idle manager
 MYSQL_CLAIM_LOCK_WAIT = 10  # seconds a MySQL/MariaDB claim waits for GET_LOCK
 #: Key of PostgreSQL's transaction advisory lock that serialises claims ("taches" + 1).
 POSTGRES_CLAIM_LOCK_KEY = 0x7461636865730001
@@ -93,6 +95,28 @@ class Rescued:
 def log_entry(level: str, message: str, details: Any = None) -> dict[str, Any]:
     """A log entry written by flask-taches itself (same shape as ``Tache.log``)."""
     return {"level": level, "message": message, "details": details, "at": utcnow().isoformat()}
+
+
+#: Pools a forked child inherited: kept referenced so that the child never
+#: finalizes (closes) a connection that belongs to its parent.
+_INHERITED_POOLS: list[Any] = []
+
+
+def forget_pool_after_fork(engine: Engine) -> None:
+    """In a forked child: give ``engine`` a new pool, leaving the parent's untouched.
+
+    A pool that keeps no connection (NullPool, or an unused one) is left as it
+    is: rebuilding it would only cost time.
+    """
+    pool = engine.pool
+    if isinstance(pool, NullPool):
+        return
+    checkedin = getattr(pool, "checkedin", None)
+    checkedout = getattr(pool, "checkedout", None)
+    if callable(checkedin) and callable(checkedout) and checkedin() + checkedout() == 0:
+        return
+    _INHERITED_POOLS.append(pool)
+    engine.dispose(close=False)
 
 
 def retry_delay(attempt: int, base: float, rng: random.Random | None = None) -> float:
@@ -146,7 +170,7 @@ class Store:
 
     def dispose_after_fork(self) -> None:
         """In a forked child: forget the parent's pooled connections, never close them."""
-        self.engine.dispose(close=False)
+        forget_pool_after_fork(self.engine)
 
     # -- a task's own process (all fenced by its attempt) ------------------------
 
@@ -530,6 +554,24 @@ class Store:
             for row in rows
         }
 
+    def beat_unstarted(self, attempts: Mapping[int, int]) -> int:
+        """Beat for claimed tasks whose process has not started yet (``{id: attempt}``).
+
+        Until the task's own process records its pid, its manager answers for
+        it: a slow start (a spawned interpreter on a loaded machine) must not
+        look like a dead task. Returns how many rows were touched.
+        """
+        if not attempts:
+            return 0
+        t = taches_table.c
+        mine = or_(*((t.id == i) & (t.attempts == a) for i, a in attempts.items()))
+        with self.write() as conn:
+            return conn.execute(
+                update(taches_table)
+                .where(mine & (t.status == _RUNNING) & t.pid.is_(None))
+                .values(heartbeat_at=utcnow())
+            ).rowcount
+
     def end_attempt(
         self, tache_id: int, attempt: int, status: Status, message: str
     ) -> Status | None:
@@ -605,6 +647,20 @@ class Store:
                 return None  # it beat meanwhile: alive after all
             logs = [*(row["logs"] or []), log_entry("error", reason)]
             return self._end(conn, row, Status.INTERRUPTED, logs=logs)
+
+    def warm_up(self) -> None:
+        """Run each statement of a task's process once on a row that does not exist.
+
+        SQLAlchemy caches compiled statements per engine; a forked child starts
+        with its parent's cache, so a warm manager spares every task the
+        compilation. Nothing is written: no row has id 0.
+        """
+        with self.read() as conn:
+            conn.execute(select(taches_table).where(taches_table.c.id == 0)).first()
+        self.mark_started(0, 0, 0, "")
+        self.save_live(0, 0, logs=[], progress={})
+        self.beat(0, 0)
+        self.finish(0, 0, Status.COMPLETED)
 
     def listener(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None
@@ -701,6 +757,10 @@ class SQLiteStore(Store):
             cursor = dbapi_conn.cursor()
             if url.database and url.database != ":memory:":
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the
+                # last commits, not a crash of the process. It spares an fsync per
+                # commit, which a task's few short writes are otherwise bound by.
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
             cursor.close()
 
@@ -729,9 +789,9 @@ class SQLiteStore(Store):
             yield conn
 
     def dispose_after_fork(self) -> None:
-        super().dispose_after_fork()
-        if self._reader is not None:
-            self._reader.dispose(close=False)
+        # Both engines are NullPool: no connection is kept, so none can be shared
+        # with the parent, and rebuilding their pools would only cost the child.
+        return
 
     def claim_batch(
         self,
@@ -751,10 +811,16 @@ class SQLiteStore(Store):
     def listener(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None
     ) -> Listener:
-        """Watches ``PRAGMA data_version`` (a cheap read) for commits by others."""
-        return SQLiteListener(
-            self._read_engine(), lambda conn: self._claimable(conn, max_running, queues)
-        )
+        """Watches the database's files for commits by others (a stat every few ms)."""
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            return Listener()
+
+        def claimable() -> bool:
+            with self.read() as conn:
+                return self._claimable(conn, max_running, queues)
+
+        return SQLiteListener(os.path.abspath(path), claimable)
 
     def lock_row(self, conn: Connection, tache_id: int) -> dict[str, Any] | None:
         # The IMMEDIATE transaction already holds the database's write lock.
@@ -856,30 +922,40 @@ class Listener:
 
 
 class SQLiteListener(Listener):
-    """Polls ``PRAGMA data_version``, which changes when another connection commits."""
+    """Watches the database's files: every commit writes the WAL (or the file itself).
 
-    def __init__(self, engine: Engine, claimable: Callable[[Connection], bool]) -> None:
-        self._conn = engine.connect()
+    It keeps no connection open: the manager forks its children while it
+    waits, and a SQLite connection open across a fork shares its locking state
+    with the child. A change is confirmed with one short read (``claimable``).
+    """
+
+    def __init__(self, path: str, claimable: Callable[[], bool]) -> None:
+        self._paths = (f"{path}-wal", path)
         self._claimable = claimable
-        self._version = self._data_version()
+        self._seen = self._signature()
 
-    def _data_version(self) -> int:
-        return int(self._conn.exec_driver_sql("PRAGMA data_version").scalar_one())
+    def _signature(self) -> tuple[tuple[int, int, int] | None, ...]:
+        found: list[tuple[int, int, int] | None] = []
+        for path in self._paths:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                found.append(None)
+            else:
+                found.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(found)
 
     def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            version = self._data_version()
-            if version != self._version:
-                self._version = version
-                if self._claimable(self._conn):
+            signature = self._signature()
+            if signature != self._seen:
+                self._seen = signature
+                if self._claimable():
                     return True
             left = deadline - time.monotonic()
             if left <= 0 or _readable([wake_fd], min(SQLITE_WATCH, left)):
                 return False
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class PostgresListener(Listener):

@@ -83,3 +83,12 @@ def read_lines(path: str | Path) -> list[str]:
         return Path(path).read_text().splitlines()
     except FileNotFoundError:
         return []
+
+
+def stuck_in_c() -> None:
+    """Hold the GIL in C code (catastrophic regex backtracking): nothing in the
+    process runs Python any more, not even the runner's watchdog thread, so only
+    the manager's SIGKILL ends it."""
+    import re
+
+    re.match(r"(a+)+$", "a" * 64 + "b")
