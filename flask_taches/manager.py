@@ -172,6 +172,12 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] not in ("Z", "X")
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU used by this process, and by the children it has reaped."""
+    own, children = os.times()[:2], os.times()[2:4]
+    return sum(own), sum(children)
+
+
 class Manager:
     """One manager process. Build it in an app context; :meth:`run` it in the main thread."""
 
@@ -233,10 +239,11 @@ class Manager:
         with self._signals(), contextlib.closing(self._listener()) as listener:
             self._loop(listener, end)
         logger.info(
-            "manager %s done: %s task(s) claimed in %.1f s",
+            "manager %s done: %s task(s) claimed in %.1f s; CPU %.2f s here, %.2f s in tasks",
             os.getpid(),
             self.claimed_count,
             time.monotonic() - started,
+            *_cpu_seconds(),
             extra={"action": "manager_stop", "tache_id": None},
         )
         return 0

@@ -1,0 +1,1 @@
+"""Benchmarks of flask-taches, run by hand: ``.venv/bin/python bench/run.py``."""

@@ -1,0 +1,168 @@
+"""The manager's parts, and one in-process run of its loop on every database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+from flask import Flask
+
+from flask_taches import Status
+from flask_taches.cli.manager import format_stats, log_level
+from flask_taches.exceptions import ConfigurationError
+from flask_taches.executors import (
+    EXIT_COMPLETED,
+    EXIT_ENDED,
+    EXIT_NOT_RUN,
+    SubprocessExecutor,
+    describe_exit,
+    exit_code,
+)
+from flask_taches.manager import Manager, ManagerOptions, Watched, pid_alive
+from flask_taches.store import Claimed
+from tests.app import db, taches
+from tests.manager_helpers import rows
+
+NOOP = "tests.manager_tasks:noop"
+
+
+def test_options_come_from_the_settings_then_the_command_line(app: Flask) -> None:
+    config = dict(app.config, TACHES_MAX=7, TACHES_QUEUES=["mail"], TACHES_SLEEP=2.0)
+    options = ManagerOptions.from_config(config, loop=3, max_running=None, executor="subprocess")
+    assert (options.loop, options.sleep, options.max_running) == (3, 2.0, 7)
+    assert (options.queues, options.executor, options.forever) == (("mail",), "subprocess", False)
+    assert options.heartbeat_timeout == app.config["TACHES_HEARTBEAT_TIMEOUT"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [({"executor": "thread"}, "executor 'thread'"), ({"loop": 0}, "at least 1")],
+)
+def test_bad_options_are_refused(app: Flask, override: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ManagerOptions.from_config(app.config, **override)
+
+
+def test_rescue_runs_at_least_every_heartbeat() -> None:
+    assert ManagerOptions(heartbeat=5.0, sleep=6.0).check_every == 5.0
+    assert ManagerOptions(heartbeat=5.0, sleep=0.5).check_every == 0.5
+    assert ManagerOptions(heartbeat=0.0, sleep=0.0).check_every == 0.05
+
+
+def test_exit_codes_and_their_description() -> None:
+    assert exit_code(Status.COMPLETED) == EXIT_COMPLETED
+    assert exit_code(Status.FAILED) == exit_code(Status.TO_RUN) == EXIT_ENDED
+    assert exit_code(None) == EXIT_NOT_RUN
+    assert describe_exit(3) == "exited with code 3"
+    assert describe_exit(-9) == "was killed by signal 9 (SIGKILL)"
+
+
+def test_pid_alive_tells_running_dead_and_zombie_processes() -> None:
+    assert pid_alive(os.getpid())
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid):  # a zombie until reaped: dead all the same
+        assert time.monotonic() < deadline, "the child neither exited nor showed as a zombie"
+        time.sleep(0.01)
+    os.waitpid(pid, 0)
+    assert not pid_alive(pid)
+
+
+def test_the_earliest_kill_decision_stands() -> None:
+    watched = Watched(child=None)  # type: ignore[arg-type]  (kill_at never looks at it)
+    watched.kill_at(10.0, Status.FAILED, "timeout")
+    watched.kill_at(20.0, Status.CANCELLED, "cancel")
+    assert watched.deadline is not None
+    assert (watched.deadline.at, watched.deadline.status) == (10.0, Status.FAILED)
+    watched.kill_at(5.0, None, "gone")
+    assert (watched.deadline.at, watched.deadline.message) == (5.0, "gone")
+
+
+def test_the_subprocess_executor_runs_the_managers_own_app() -> None:
+    claimed = Claimed(12, 3, NOOP, None, "default")
+    command = SubprocessExecutor("myapp:create_app", verbosity=2).command(claimed)
+    assert command[:3] == [sys.executable, "-m", "flask"]
+    assert command[3:] == [
+        "--app",
+        "myapp:create_app",
+        "taches",
+        "run",
+        "12",
+        "--attempt",
+        "3",
+        "-vv",
+    ]
+    assert "--app" not in SubprocessExecutor(None).command(claimed)
+
+
+def test_verbosity_maps_to_a_log_level() -> None:
+    assert [log_level(v) for v in (0, 1, 2, 3)] == [30, 20, 20, 10]
+
+
+def test_stats_command_prints_counts_and_json(app_ctx: Flask) -> None:
+    for queue in ("default", "default", "mail"):
+        taches.add(NOOP, queue=queue)
+    db.session.remove()
+    runner = app_ctx.test_cli_runner()
+    result = runner.invoke(args=["taches", "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["by_status"]["TO_RUN"] == 3
+    assert figures["by_queue"] == {"default": {"TO_RUN": 2}, "mail": {"TO_RUN": 1}}
+    text = runner.invoke(args=["taches", "stats"]).output
+    assert text.splitlines()[0].split() == ["status", "total", "default", "mail"]
+    assert "TO_RUN 3 2 1" in " ".join(text.split())
+    assert "oldest ready TO_RUN: waiting for" in text
+
+
+def test_format_stats_without_any_task() -> None:
+    figures = {
+        "by_status": {},
+        "by_queue": {},
+        "oldest_to_run_age": None,
+        "throughput": [{"minutes": 1, "ended": 0, "by_status": {}, "per_minute": 0.0}],
+    }
+    lines = format_stats(figures)
+    assert "oldest ready TO_RUN: none" in lines
+    assert lines[-1].split() == ["ended", "in", "the", "last", "1", "min:", "0", "(0/min)"]
+
+
+@pytest.mark.parametrize(
+    "args", [["--executor", "thread"], ["--loop", "0"], ["--max", "0"], ["--sleep", "-1"]]
+)
+def test_start_refuses_bad_options(app_ctx: Flask, args: list[str]) -> None:
+    result = app_ctx.test_cli_runner().invoke(args=["taches", "start", *args])
+    assert result.exit_code == 2
+    assert "Error" in result.output
+
+
+def test_the_loop_claims_runs_and_settles_in_process(db_ctx: Flask) -> None:
+    """The whole loop, forking from this very process (the CLI tests use real managers)."""
+    ids = [taches.add(NOOP) for _ in range(4)]
+    crash = taches.add("tests.manager_tasks:exit_abruptly", parametres={"code": 5})
+    db.session.remove()
+    options = ManagerOptions.from_config(
+        db_ctx.config, loop=1, sleep=0.1, max_running=2, poll=0.02, heartbeat=0.1
+    )
+    manager = Manager(db_ctx, options)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        # Short lifetimes: each run stops claiming after 0.1 s, then waits for its children.
+        for _ in range(50):
+            if all(rows()[i]["status"] != Status.TO_RUN for i in [*ids, crash]):
+                break
+            assert manager.run() == 0
+    finally:
+        manager.close()
+    assert signal.getsignal(signal.SIGTERM) is previous
+    final = rows()
+    assert [final[i]["status"] for i in ids] == [Status.COMPLETED] * 4
+    assert final[crash]["status"] == Status.INTERRUPTED
+    assert "exited with code 5 without recording an end" in final[crash]["logs"][-1]["message"]
+    assert manager.claimed_count == 5
