@@ -280,6 +280,8 @@ class TachesExtension:
         session = self.db().session
         session.add_all(taches)
         session.flush()
+        # Read now: after commit each id would cost a SELECT (expire_on_commit).
+        ids = [t.id for t in taches]
         saved: list[Path] = []
         try:
             for tache, fichier in zip(taches, fichiers, strict=True):
@@ -298,7 +300,7 @@ class TachesExtension:
             for folder in saved:
                 remove_folder(folder)
             raise
-        return [t.id for t in taches]
+        return ids
 
     def _fichier_folder(self, tache_id: int) -> Path:
         return self.folder() / str(int(tache_id))
