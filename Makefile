@@ -21,6 +21,7 @@ FLASK := $(BIN)/flask --app sample_app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # How long to wait for a database server that was just started, in half seconds.
 SERVER_WAIT := 120
@@ -125,8 +126,9 @@ lint: $(STAMP)
 	"$(BIN)/mypy" || rc=1
 	exit "$$rc"
 
+# Numbers for this machine, on SQLite and PostgreSQL (BENCH_ARGS="--tasks 300 --no-postgres").
 bench: $(STAMP) services
-	@"$(BIN)/python" -m bench
+	@"$(BIN)/python" bench/run.py $(BENCH_ARGS)
 
 # Rewrites the settings table of README.md from flask_taches.config.SETTINGS.
 readme-settings: $(STAMP)
