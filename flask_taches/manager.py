@@ -121,11 +121,17 @@ class ManagerOptions:
 
 @dataclass(frozen=True)
 class Deadline:
-    """When the manager SIGKILLs a child, and what it records if the row is still its."""
+    """When the manager stops a child, and what it records if the row is still its.
+
+    Stopping is SIGTERM, then SIGKILL ``TACHES_KILL_GRACE`` seconds later.
+    """
 
     at: float  # monotonic
     status: Status | None
     message: str
+    #: Record ``status`` before the SIGTERM: the task's own process failed to (it
+    #: may still catch the signal, and must not then record another reason).
+    record_first: bool = False
 
 
 @dataclass
@@ -133,8 +139,10 @@ class Watched:
     """A child of this manager and what the manager decided about it."""
 
     child: Child
-    #: The earliest SIGKILL decided so far.
+    #: The earliest stop decided so far.
     deadline: Deadline | None = None
+    #: Monotonic time of the SIGKILL, once SIGTERM has been sent.
+    kill_after: float | None = None
     #: What to record if it dies without an end of its own (set when the manager acts).
     verdict: tuple[Status, str] | None = None
     #: Monotonic time the row was seen no longer this attempt's (ended or superseded).
@@ -147,10 +155,12 @@ class Watched:
     def claimed(self) -> Claimed:
         return self.child.claimed
 
-    def kill_at(self, at: float, status: Status | None, message: str) -> None:
-        """Decide a SIGKILL at ``at``; an earlier decision already made stands."""
+    def stop_at(
+        self, at: float, status: Status | None, message: str, *, record_first: bool = False
+    ) -> None:
+        """Decide to stop the child at ``at``; an earlier decision already made stands."""
         if self.deadline is None or at < self.deadline.at:
-            self.deadline = Deadline(at, status, message)
+            self.deadline = Deadline(at, status, message, record_first)
 
 
 def pid_alive(pid: int) -> bool:
@@ -302,7 +312,11 @@ class Manager:
             due.append(end)
         if self._drain_until is not None and self.children:
             due.append(self._drain_until)
-        due.extend(w.deadline.at for w in self.children.values() if w.deadline is not None)
+        for watched in self.children.values():
+            if watched.kill_after is not None:
+                due.append(watched.kill_after)
+            elif watched.deadline is not None:
+                due.append(watched.deadline.at)
         wait = min(due) - now
         if self.children and not self._sigchld:
             wait = min(wait, CHILD_POLL)
@@ -375,11 +389,12 @@ class Manager:
         watched.armed = True
         timeout = watched.claimed.timeout
         if timeout:
-            watched.kill_at(
+            watched.stop_at(
                 since + timeout + self.options.kill_grace + BACKSTOP_MARGIN,
                 Status.FAILED,
                 f"timeout after {timeout:g} s: the task's process did not stop "
-                "itself; killed by the manager",
+                "itself; stopped by the manager",
+                record_first=True,
             )
 
     def _warm_store(self) -> None:
@@ -483,26 +498,50 @@ class Manager:
         return self.store.end_attempt(task.id, task.attempt, status, message)
 
     def _enforce(self, now: float) -> None:
-        """Signals decided by time: the drain is over, a SIGKILL deadline has come."""
+        """Stops decided by time: SIGTERM when a deadline comes, SIGKILL a grace later."""
         opts = self.options
         if self._drain_until is not None and now >= self._drain_until:
+            message = (
+                "stopped by the manager: it was asked to stop and the task outlived "
+                f"the drain grace of {opts.drain_grace:g} s"
+            )
             for watched in self.children.values():
-                if "SIGTERM" in watched.signals:
-                    continue
-                message = (
-                    "stopped by the manager: it was asked to stop and the task outlived "
-                    f"the drain grace of {opts.drain_grace:g} s"
-                )
-                watched.verdict = watched.verdict or (Status.INTERRUPTED, message)
-                watched.kill_at(now + opts.kill_grace, Status.INTERRUPTED, message)
-                self._send(watched, signal.SIGTERM, "SIGTERM", "the drain grace is over")
+                watched.stop_at(now, Status.INTERRUPTED, message)
         for watched in self.children.values():
             deadline = watched.deadline
-            if deadline is None or now < deadline.at or "SIGKILL" in watched.signals:
+            if deadline is None or now < deadline.at:
                 continue
-            if deadline.status is not None:
-                watched.verdict = (deadline.status, deadline.message)
-            self._send(watched, _SIGKILL, "SIGKILL", deadline.message)
+            if watched.kill_after is None:
+                if deadline.status is not None:
+                    watched.verdict = (deadline.status, deadline.message)
+                    if deadline.record_first:
+                        self._record_verdict(watched, deadline.status, deadline.message)
+                watched.kill_after = now + opts.kill_grace
+                self._send(watched, signal.SIGTERM, "SIGTERM", deadline.message)
+            elif now >= watched.kill_after:
+                self._send(watched, _SIGKILL, "SIGKILL", f"still there {opts.kill_grace:g} s later")
+
+    def _record_verdict(self, watched: Watched, status: Status, message: str) -> None:
+        """End the attempt now (fenced); on a database error the reap records it later."""
+        task = watched.claimed
+        try:
+            final = self._record_end(task, status, message)
+        except SQLAlchemyError as exc:
+            logger.error(
+                "task %s: cannot record its end yet: %s",
+                task.id,
+                exc,
+                extra={"action": "end_error", "tache_id": task.id},
+            )
+            return
+        if final is not None:
+            logger.warning(
+                "task %s: %s -> %s",
+                task.id,
+                message,
+                final.value,
+                extra={"action": "end", "tache_id": task.id},
+            )
 
     def _send(self, watched: Watched, signum: int, name: str, why: str) -> None:
         if name in watched.signals:
@@ -554,11 +593,12 @@ class Manager:
             asked = state.cancel_requested_at
             if asked is not None and (wall - asked).total_seconds() >= patience:
                 who = state.cancel_requested_by or "someone"
-                watched.kill_at(
+                watched.stop_at(
                     now,
                     Status.CANCELLED,
                     f"cancelled by {who} at {asked.isoformat(timespec='seconds')}; the task's "
-                    "process did not stop itself: killed by the manager",
+                    "process did not stop itself: stopped by the manager",
+                    record_first=True,
                 )
 
         try:
@@ -582,7 +622,7 @@ class Manager:
         watched.released_at = now
         opts = self.options
         patience = max(opts.heartbeat_timeout, opts.heartbeat + opts.kill_grace)
-        watched.kill_at(
+        watched.stop_at(
             now + patience + BACKSTOP_MARGIN,
             None,
             f"the row is no longer this attempt's and the process has not left "

@@ -148,21 +148,26 @@ def test_a_hanging_task_hits_its_timeout(group: Managers) -> None:
     )
     # The runner stops a task that still runs Python; the manager kills one stuck in C.
     assert any("timeout after 1 s" in m for m in messages(hanging))
-    assert any("timeout after 1 s" in m and "killed by the manager" in m for m in messages(stuck))
+    assert any("timeout after 1 s" in m and "stopped by the manager" in m for m in messages(stuck))
 
 
 def test_a_running_task_is_cancelled_from_another_process(group: Managers) -> None:
     tache_id = add("hang")
+    stuck = add("stuck_in_c")
     group.start("--forever", "-v")
-    wait_for("the task RUNNING", lambda: started_with_pid(tache_id), DEADLINE, group.output)
+    for running in (tache_id, stuck):
+        wait_for("the task RUNNING", lambda i=running: started_with_pid(i), DEADLINE, group.output)
     assert taches.cancel(tache_id, who="alice") is Status.RUNNING
+    assert taches.cancel(stuck, who="bob") is Status.RUNNING
     wait_for(
-        "the task CANCELLED",
-        lambda: status_is(tache_id, Status.CANCELLED),
+        "both tasks CANCELLED",
+        lambda: status_is(tache_id, Status.CANCELLED) and status_is(stuck, Status.CANCELLED),
         DEADLINE,
         group.output,
     )
+    # Its own process stops a task that runs Python; the manager one stuck in C.
     assert any("cancelled by alice" in m for m in messages(tache_id))
+    assert any("cancelled by bob" in m and "stopped by the manager" in m for m in messages(stuck))
 
 
 def test_a_scheduled_task_does_not_start_early(group: Managers, tmp_path: Path) -> None:

@@ -74,13 +74,13 @@ def test_pid_alive_tells_running_dead_and_zombie_processes() -> None:
     assert not pid_alive(pid)
 
 
-def test_the_earliest_kill_decision_stands() -> None:
-    watched = Watched(child=None)  # type: ignore[arg-type]  (kill_at never looks at it)
-    watched.kill_at(10.0, Status.FAILED, "timeout")
-    watched.kill_at(20.0, Status.CANCELLED, "cancel")
+def test_the_earliest_stop_decision_stands() -> None:
+    watched = Watched(child=None)  # type: ignore[arg-type]  (stop_at never looks at it)
+    watched.stop_at(10.0, Status.FAILED, "timeout")
+    watched.stop_at(20.0, Status.CANCELLED, "cancel")
     assert watched.deadline is not None
     assert (watched.deadline.at, watched.deadline.status) == (10.0, Status.FAILED)
-    watched.kill_at(5.0, None, "gone")
+    watched.stop_at(5.0, None, "gone")
     assert (watched.deadline.at, watched.deadline.message) == (5.0, "gone")
 
 
