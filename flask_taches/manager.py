@@ -63,6 +63,7 @@ BACKSTOP_MARGIN = 1.0  # seconds the manager waits beyond the runner's own grace
 MIN_WAIT = 0.002  # seconds: the loop never spins faster than this
 CHILD_POLL = 0.05  # seconds between child checks where no SIGCHLD wakes us (Windows, threads)
 DB_ERROR_BACKOFF = 1.0  # seconds before claiming again after a database error
+RELISTEN_DELAY = 10.0  # seconds before listening again after the listener broke
 EXECUTORS = ("fork", "subprocess")
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,8 @@ class Manager:
         self._stop_signal: int | None = None
         self._drain_until: float | None = None
         self._warmed: set[str] = set()
+        self._listener = Listener()
+        self._listen_again: float | None = None
         self.claimed_count = 0
         self.executor = executor or self._make_executor(app_import_path)
 
@@ -246,8 +249,12 @@ class Manager:
             "until stopped" if end is None else f"for {end - started:g} s",
             extra={"action": "manager_start", "tache_id": None},
         )
-        with self._signals(), contextlib.closing(self._listener()) as listener:
-            self._loop(listener, end)
+        with self._signals():
+            try:
+                self._loop(end)
+            finally:
+                self._listener.close()
+                self._listener = Listener()
         logger.info(
             "manager %s done: %s task(s) claimed in %.1f s; CPU %.2f s here, %.2f s in tasks",
             os.getpid(),
@@ -258,13 +265,43 @@ class Manager:
         )
         return 0
 
-    def _listener(self) -> Listener:
-        return self.store.listener(
-            queues=self.options.queues or None, max_running=self.options.max_running
-        )
+    def _listen(self) -> None:
+        """(Re)build the store's listener; without one, the poll timer still works."""
+        self._listener.close()
+        self._listener = Listener()
+        try:
+            self._listener = self.store.listener(
+                queues=self.options.queues or None, max_running=self.options.max_running
+            )
+        except Exception as exc:  # any driver error: polling still finds the work
+            logger.error(
+                "cannot listen for new tasks (polling every %g s): %s",
+                self.options.poll,
+                exc,
+                extra={"action": "listen_error", "tache_id": None},
+            )
+            self._listen_again = time.monotonic() + RELISTEN_DELAY
 
-    def _loop(self, listener: Listener, end: float | None) -> None:
+    def _wait_for_work(self, timeout: float) -> bool:
+        if self._listen_again is not None and time.monotonic() >= self._listen_again:
+            self._listen_again = None
+            self._listen()
+        try:
+            return self._listener.wait(timeout, self._wake_r.fileno())
+        except Exception as exc:  # the listening connection broke: listen again later
+            logger.error(
+                "listening for new tasks failed: %s",
+                exc,
+                extra={"action": "listen_error", "tache_id": None},
+            )
+            self._listener.close()
+            self._listener = Listener()
+            self._listen_again = time.monotonic() + RELISTEN_DELAY
+            return False
+
+    def _loop(self, end: float | None) -> None:
         opts = self.options
+        self._listen()
         next_check = 0.0
         next_poll = 0.0
         more = True  # the last claim was full: more may be waiting
@@ -289,7 +326,7 @@ class Manager:
             wait = self._wait_for(now, end if claiming else None, next_check)
             if claiming and free > 0:
                 wait = min(wait, max(0.0, next_poll - now))
-                more = listener.wait(wait, self._wake_r.fileno()) or more
+                more = self._wait_for_work(wait)
             else:
                 self._sleep(wait)
             self._drain_wake()

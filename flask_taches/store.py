@@ -980,4 +980,5 @@ class PostgresListener(Listener):
 
     def close(self) -> None:
         # A LISTENing connection must not go back to the pool.
-        self._fairy.invalidate()
+        if self._fairy.is_valid:
+            self._fairy.invalidate()

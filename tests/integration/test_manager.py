@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 
 from flask_taches import Status, Tache
 from flask_taches.models import utcnow
@@ -240,3 +241,33 @@ def test_crashing_children_never_take_the_manager_down(group: Managers, tmp_path
     assert any("signal 11 (SIGSEGV)" in m for m in messages(crash))
     assert any("exited with code 7" in m for m in messages(leave))
     assert group.stop(manager) == 0
+
+
+def test_a_broken_listen_connection_falls_back_to_polling(
+    group: Managers, tmp_path: Path, dialect: str
+) -> None:
+    if dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    out = str(tmp_path / "out.txt")
+    group.start("--forever", "-v")
+    listening = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+    )
+
+    def listener_pid() -> int | None:
+        with db.engine.connect() as conn:
+            return conn.execute(text(listening)).scalar()
+
+    pid = wait_for("the manager listening", listener_pid, DEADLINE, group.output)
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    wait_for(
+        "the manager noticing",
+        lambda: "listening for new tasks failed" in group.output(),
+        DEADLINE,
+        group.output,
+    )
+    tache_id = add("record", parametres={"path": out})
+    wait_for("the task COMPLETED", lambda: status_is(tache_id, Status.COMPLETED), DEADLINE)
+    assert read_lines(out) == [str(tache_id)]
