@@ -199,9 +199,13 @@ class Service:
 
     @classmethod
     def wrap(cls, obj_or_factory: Any, factory: bool | None = None) -> Service:
-        """Classes and plain functions are factories unless ``factory=False``."""
+        """Classes, functions and methods are factories unless ``factory=False``.
+
+        A bound method counts (``Storage.from_app`` is the usual way to build a
+        service from the app); any other object is injected as it is.
+        """
         if factory is None:
-            factory = inspect.isclass(obj_or_factory) or inspect.isfunction(obj_or_factory)
+            factory = inspect.isclass(obj_or_factory) or inspect.isroutine(obj_or_factory)
         return cls(obj_or_factory, factory)
 
     def build(self, injector: Injector) -> Any:

@@ -34,7 +34,7 @@ DEMO_SETTINGS: dict[str, Any] = {
 
 db = SQLAlchemy()
 taches = TachesExtension()
-taches.register_service("catalogue", Catalogue.from_app, factory=True)
+taches.register_service("catalogue", Catalogue.from_app)
 
 
 @taches.identity_loader

@@ -31,8 +31,8 @@ DEFAULT_CATALOGUE = (
 class Catalogue:
     """A stand-in for an application service (an API client, a mailer, a repository).
 
-    Registered with ``taches.register_service("catalogue", Catalogue.from_app,
-    factory=True)``: built once per task run, with ``app`` injected.
+    Registered with ``taches.register_service("catalogue", Catalogue.from_app)``:
+    a method is a factory, built once per task run, with ``app`` injected.
     """
 
     stock: dict[str, int]

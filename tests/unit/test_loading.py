@@ -103,6 +103,8 @@ def test_injection_order_builtins_services_parametres_caches_defaults() -> None:
 def test_service_wrap_tells_objects_from_factories() -> None:
     assert Service.wrap(tasks.Clock).is_factory
     assert Service.wrap(tasks.add).is_factory
+    assert Service.wrap(dict.fromkeys).is_factory, "a bound (class) method builds too"
+    assert Service.wrap(len).is_factory
     assert not Service.wrap(tasks.Clock, factory=False).is_factory
     assert not Service.wrap("a plain object").is_factory
 
