@@ -65,8 +65,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     #: Default time limit of a task in seconds; None means no limit.
     Setting("TACHES_TIMEOUT", "float", None, "Default time limit of a task (s).", True),
-    #: Seconds between SIGTERM and SIGKILL when a task is stopped.
-    Setting("TACHES_KILL_GRACE", "float", 5.0, "Seconds between SIGTERM and SIGKILL."),
+    #: Seconds a stopped task gets to come back before it is killed.
+    Setting(
+        "TACHES_KILL_GRACE",
+        "float",
+        5.0,
+        "Seconds a stopped task gets before it is killed (SIGTERM to SIGKILL).",
+    ),
     #: Seconds ``start --forever`` waits for running tasks after SIGTERM.
     Setting("TACHES_DRAIN_GRACE", "float", 30.0, "Seconds a stopping manager waits for tasks."),
     #: Attempts a task gets unless it says otherwise (1: no retry).
