@@ -12,29 +12,29 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from . import auth, config
 from .exceptions import (
     ConfigurationError,
     InvalidTache,
-    InvalidTransition,
     ParametresNotJSON,
     TacheNotFound,
 )
 from .files import remove_folder, store_fichier
 from .loading import Service, check_allowed, locate
 from .models import Tache, taches_table, utcnow
-from .status import Status
+from .status import FINISHED, Status
 from .store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+PURGE_BATCH = 500  # tasks deleted per transaction by purge()
 _UNSET: Any = object()
 
 #: Keyword arguments ``add()`` copies onto the task when given.
@@ -354,21 +354,36 @@ class TachesExtension:
         """Delete a task that is not RUNNING, with its attached file."""
         tache_id = _id_of(tache)
         self._release_session()
-        table = taches_table
-        with self.store().write() as conn:
-            row = self.store().lock_row(conn, tache_id)
-            if row is None:
-                raise TacheNotFound(f"no task with id {tache_id}")
-            if row["status"] == Status.RUNNING.value:
-                raise InvalidTransition(f"task {tache_id} is RUNNING: cancel it first")
-            # SQLite does not enforce the foreign key unless asked: unlink by hand.
-            conn.execute(update(table).where(table.c.next_id == tache_id).values(next_id=None))
-            conn.execute(delete(table).where(table.c.id == tache_id))
+        self.store().delete(tache_id)
         remove_folder(self._fichier_folder(tache_id))
         if isinstance(tache, Tache):
             session = self.db().session
             if tache in session:
                 session.expunge(tache)
+
+    def purge(self, older_than: timedelta, statuses: Iterable[str] | None = None) -> int:
+        """Delete finished tasks that ended more than ``older_than`` ago; how many.
+
+        Only COMPLETED, FAILED, INTERRUPTED and CANCELLED tasks (or those of
+        ``statuses``, which must be finished ones) go, with their files, in
+        batches of :data:`PURGE_BATCH` so no transaction holds the table long.
+        """
+        finished = sorted(s.value for s in FINISHED)
+        requested = [str(s).upper() for s in statuses] if statuses else finished
+        try:
+            wanted = sorted({Status(s).value for s in requested})
+        except ValueError as exc:
+            raise InvalidTache(f"unknown status in {', '.join(requested)}") from exc
+        if not set(wanted) <= set(finished):
+            raise InvalidTache(f"purge only deletes finished tasks ({', '.join(finished)})")
+        cutoff = utcnow() - older_than
+        self._release_session()
+        deleted = 0
+        while ids := self.store().purge_batch(wanted, cutoff, PURGE_BATCH):
+            for tache_id in ids:
+                remove_folder(self._fichier_folder(tache_id))
+            deleted += len(ids)
+        return deleted
 
     def _release_session(self) -> None:
         """End the request's read transaction so a SQLite writer does not wait on it."""

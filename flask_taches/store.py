@@ -31,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
     exists,
     false,
@@ -416,6 +417,39 @@ class Store:
                 )
             )
             self.notify_added(conn, row["queue"])
+
+    def delete(self, tache_id: int) -> None:
+        """Delete a task that is not RUNNING (its file is the caller's business)."""
+        with self.write() as conn:
+            row = self.lock_row(conn, tache_id)
+            if row is None:
+                raise TacheNotFound(f"no task with id {tache_id}")
+            if row["status"] == _RUNNING:
+                raise InvalidTransition(f"task {tache_id} is RUNNING: cancel it first")
+            self._delete_ids(conn, [tache_id])
+
+    def purge_batch(self, statuses: Sequence[str], ended_before: datetime, limit: int) -> list[int]:
+        """Delete up to ``limit`` tasks in ``statuses`` that ended before a date; their ids."""
+        t = taches_table.c
+        with self.write() as conn:
+            ids = list(
+                conn.execute(
+                    select(t.id)
+                    .where(t.status.in_(list(statuses)) & (t.ended_at < ended_before))
+                    .order_by(t.id)
+                    .limit(limit)
+                ).scalars()
+            )
+            if ids:
+                self._delete_ids(conn, ids)
+        return ids
+
+    @staticmethod
+    def _delete_ids(conn: Connection, ids: Sequence[int]) -> None:
+        t = taches_table.c
+        # Unlink first: SQLite does not enforce the foreign key's ON DELETE SET NULL.
+        conn.execute(update(taches_table).where(t.next_id.in_(list(ids))).values(next_id=None))
+        conn.execute(delete(taches_table).where(t.id.in_(list(ids))))
 
     # -- the manager: claiming, supervision, rescue, wake-ups --------------------
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
 import click
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from ..console import preview
-from ..exceptions import InvalidTache, TacheError, TacheNotFound
-from ..files import remove_folder
-from ..models import Tache, taches_table, utcnow
+from ..exceptions import TacheError, TacheNotFound
+from ..models import Tache, taches_table
 from ..runner import run_claimed, run_one
 from ..status import FINISHED, Status
 from . import taches_cli
@@ -29,7 +28,6 @@ EXIT_COMPLETED = 0  # `run`: the task completed
 EXIT_NOT_COMPLETED = 1  # `run`: failed, interrupted, cancelled, or a retry is scheduled
 EXIT_INVALID = 2  # bad input: unknown id, not TO_RUN, refused method...
 LIST_LIMIT = 50  # rows `list` shows unless told otherwise
-PURGE_BATCH = 500  # rows deleted per transaction by `purge`
 
 STATUS_NAMES = [s.value for s in Status]
 FINISHED_NAMES = sorted(s.value for s in FINISHED)
@@ -355,42 +353,8 @@ def delete_command(tache_id: str) -> None:
 )
 def purge_command(days: float, statuses: tuple[str, ...]) -> None:
     """Delete finished tasks that ended more than DAYS days ago, with their files."""
-    count = purge_finished(timedelta(days=days), statuses or None)
+    count = _extension().purge(timedelta(days=days), statuses or None)
     click.echo(f"{count} task(s) deleted")
-
-
-def purge_finished(older_than: timedelta, statuses: Iterable[str] | None = None) -> int:
-    """Delete finished tasks that ended before now - ``older_than``; returns how many.
-
-    Only COMPLETED, FAILED, INTERRUPTED and CANCELLED tasks are ever deleted;
-    their attached files go with them.
-    """
-    wanted = sorted({Status(str(s).upper()).value for s in statuses or FINISHED_NAMES})
-    if not set(wanted) <= set(FINISHED_NAMES):
-        raise InvalidTache(f"purge only deletes finished tasks ({', '.join(FINISHED_NAMES)})")
-    extension = _extension()
-    store = extension.store()
-    cutoff = utcnow() - older_than
-    t = taches_table.c
-    deleted = 0
-    while True:
-        with store.write() as conn:
-            ids = list(
-                conn.execute(
-                    select(t.id)
-                    .where(t.status.in_(wanted) & (t.ended_at < cutoff))
-                    .order_by(t.id)
-                    .limit(PURGE_BATCH)
-                ).scalars()
-            )
-            if not ids:
-                return deleted
-            # Unlink first: SQLite does not enforce the foreign key's SET NULL.
-            conn.execute(update(taches_table).where(t.next_id.in_(ids)).values(next_id=None))
-            conn.execute(delete(taches_table).where(t.id.in_(ids) & t.status.in_(wanted)))
-        for tache_id in ids:
-            remove_folder(extension.folder() / str(tache_id))
-        deleted += len(ids)
 
 
 # -- schema -------------------------------------------------------------------------------------

@@ -268,3 +268,12 @@ def test_a_refused_file_saves_nothing(app_ctx: Flask, name: str) -> None:
     assert count() == 0
     folder = taches.folder()
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_purge_refuses_unfinished_or_unknown_statuses(db_ctx: Flask) -> None:
+    tache_id = taches.add("tests.tasks:returns_nothing")
+    for statuses in (["TO_RUN"], ["running"], ["DONE"]):
+        with pytest.raises(InvalidTache):
+            taches.purge(timedelta(days=0), statuses)
+    assert taches.purge(timedelta(days=0)) == 0
+    assert taches.get(tache_id) is not None, "a waiting task is never purged"
