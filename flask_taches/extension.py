@@ -8,8 +8,6 @@ never share a database or a setting.
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,11 +22,20 @@ from . import auth, config
 from .exceptions import (
     ConfigurationError,
     InvalidTache,
-    ParametresNotJSON,
     TacheNotFound,
 )
 from .files import remove_folder, store_fichier
-from .loading import Service, check_allowed, locate
+from .inserting import (
+    CheckedMethods,
+    NewRow,
+    adopt,
+    disown,
+    insert_rows,
+    json_object,
+    link_chain,
+    set_fichier,
+)
+from .loading import Service
 from .models import Tache, taches_table, utcnow
 from .status import FINISHED, Status
 from .store import Store
@@ -57,6 +64,8 @@ class AppState:
     db: SQLAlchemy
     store: Store | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Methods ``add()`` already accepted on this app (import + allowlist check).
+    checked_methods: CheckedMethods = field(default_factory=CheckedMethods)
 
 
 class TachesExtension:
@@ -194,16 +203,24 @@ class TachesExtension:
         """Save a new task as TO_RUN and return its id.
 
         ``tache`` is a :class:`Tache` or a method string; ``options`` are the
-        columns of :data:`TACHE_OPTIONS`. ``commit=False`` only flushes, so the
+        columns of :data:`TACHE_OPTIONS`. ``commit=False`` only inserts, so the
         task is enqueued with the caller's own transaction.
         """
-        tache = self._prepare(tache, owner=owner, options=options)
-        return self._save([tache], fichiers=[fichier], commit=commit)[0]
+        row = self._prepare(tache, owner=owner, options=options, defaults=_Defaults.read())
+        return self._save([row], fichiers=[fichier], commit=commit)[0]
 
     def add_many(self, taches: Iterable[Tache | str], *, commit: bool = True) -> list[int]:
-        """Save many tasks in one transaction (the bulk form of :meth:`add`)."""
-        prepared = [self._prepare(t, owner=_UNSET, options={}) for t in taches]
-        return self._save(prepared, fichiers=[None] * len(prepared), commit=commit)
+        """Save many tasks in one transaction (the bulk form of :meth:`add`).
+
+        One INSERT statement per batch of rows where the database returns the
+        new ids in order (SQLite, PostgreSQL, MariaDB); the ids come back in
+        the order of ``taches``.
+        """
+        defaults = _Defaults.read()
+        prepared = [self._prepare(t, owner=_UNSET, options={}, defaults=defaults) for t in taches]
+        if not prepared:
+            return []
+        return self._save(prepared, fichiers=None, commit=commit)
 
     def chain(self, *taches: Tache | str, commit: bool = True) -> list[int]:
         """Save tasks that run one after the other; the first is TO_RUN, the rest WAITING.
@@ -213,90 +230,90 @@ class TachesExtension:
         """
         if len(taches) < 2:
             raise InvalidTache("a chain needs at least two tasks")
-        prepared = [self._prepare(t, owner=_UNSET, options={}) for t in taches]
+        defaults = _Defaults.read()
+        prepared = [self._prepare(t, owner=_UNSET, options={}, defaults=defaults) for t in taches]
         for waiting in prepared[1:]:
-            waiting.status = Status.WAITING.value
-        ids = self._save(prepared, fichiers=[None] * len(prepared), commit=False)
-        session = self.db().session
-        for before, after in itertools.pairwise(prepared):
-            before.next_id = after.id
-        session.flush()
-        if commit:
-            session.commit()
-        return ids
+            waiting.values["status"] = Status.WAITING.value
+        return self._save(prepared, fichiers=None, commit=commit, chained=True)
 
-    def _prepare(self, tache: Tache | str, *, owner: Any, options: dict[str, Any]) -> Tache:
+    def _prepare(
+        self, tache: Tache | str, *, owner: Any, options: dict[str, Any], defaults: _Defaults
+    ) -> NewRow:
+        """The checked column values of a new task (no ORM work for a method string)."""
+        unknown = set(options) - _OPTION_SET
+        if unknown:
+            raise InvalidTache(f"unknown option(s) for add(): {', '.join(sorted(unknown))}")
         if isinstance(tache, str):
-            tache = Tache(method=tache)
-        elif not isinstance(tache, Tache):
+            values: dict[str, Any] = {"method": tache, **_BLANK}
+            source = None
+        elif isinstance(tache, Tache):
+            if tache.id is not None:
+                raise InvalidTache(f"task {tache.id} is already saved")
+            values = _values_of(tache)
+            source = tache
+        else:
             raise InvalidTache(
                 f"add() takes a Tache or a method string, not {type(tache).__name__}"
             )
-        elif tache.id is not None:
-            raise InvalidTache(f"task {tache.id} is already saved")
-        unknown = set(options) - set(TACHE_OPTIONS)
-        if unknown:
-            raise InvalidTache(f"unknown option(s) for add(): {', '.join(sorted(unknown))}")
-        for key, value in options.items():
-            setattr(tache, key, value)
-        self.check_method(tache.method)
-        tache.parametres = _json_object("parametres", tache.parametres)
-        tache.parametres_caches = _json_object("parametres_caches", tache.parametres_caches) or None
+        values.update(options)
+        self.check_method(values["method"])
+        values["parametres"] = json_object("parametres", values["parametres"])
+        values["parametres_caches"] = (
+            json_object("parametres_caches", values["parametres_caches"]) or None
+        )
         if owner is not _UNSET:
-            tache.owner = owner
-        elif tache.owner is None:
-            tache.owner = auth.current_owner()
-        self._apply_defaults(tache)
-        return tache
-
-    def _apply_defaults(self, tache: Tache) -> None:
-        cfg = current_app.config
-        now = utcnow()
-        tache.status = tache.status or Status.TO_RUN.value
-        if tache.status not in (Status.TO_RUN.value, Status.WAITING.value):
-            raise InvalidTache(f"a new task is TO_RUN or WAITING, not {tache.status}")
-        tache.created_at = now
-        tache.run_at = _utc(tache.run_at) if tache.run_at is not None else now
-        tache.queue = tache.queue or cfg["TACHES_DEFAULT_QUEUE"]
-        tache.priority = int(tache.priority or 0)
-        tache.attempts = 0
-        if tache.max_attempts is None:
-            tache.max_attempts = cfg["TACHES_MAX_ATTEMPTS"]
-        tache.max_attempts = int(tache.max_attempts)
-        if tache.max_attempts < 1:
-            raise InvalidTache("max_attempts must be at least 1")
-        if tache.timeout is None:
-            tache.timeout = cfg["TACHES_TIMEOUT"]
-        if tache.timeout is not None and not tache.timeout > 0:
-            raise InvalidTache("timeout must be a positive number of seconds")
-        tache.logs = list(tache.logs or [])
+            values["owner"] = owner
+        elif values["owner"] is None:
+            values["owner"] = auth.current_owner()
+        defaults.apply(values)
+        return NewRow(values, source)
 
     def check_method(self, method: str) -> None:
-        """Refuse a method outside ``TACHES_ALLOWED_MODULES`` or that does not resolve."""
-        check_allowed(method, self.allowed_modules())
-        locate(method)
+        """Refuse a method outside ``TACHES_ALLOWED_MODULES`` or that does not resolve.
 
-    def _save(self, taches: Sequence[Tache], *, fichiers: Sequence[Any], commit: bool) -> list[int]:
-        session = self.db().session
-        session.add_all(taches)
-        session.flush()
-        # Read now: after commit each id would cost a SELECT (expire_on_commit).
-        ids = [t.id for t in taches]
+        A method accepted once is remembered per app and per allowlist (see
+        :class:`~flask_taches.inserting.CheckedMethods`).
+        """
+        self.state().checked_methods.check(method, self.allowed_modules())
+
+    def _save(
+        self,
+        rows: Sequence[NewRow],
+        *,
+        fichiers: Sequence[Any] | None,
+        commit: bool,
+        chained: bool = False,
+    ) -> list[int]:
+        session = self.db().session()
+        for row in rows:
+            if row.tache is not None and row.tache in session:
+                session.expunge(row.tache)  # added by the caller: we insert it, not the flush
+        # The session's own connection: commit=False joins the caller's transaction.
+        conn = session.connection(bind_arguments={"mapper": Tache})
         saved: list[Path] = []
+        adopted: list[Tache] = []
         try:
-            for tache, fichier in zip(taches, fichiers, strict=True):
+            ids = insert_rows(conn, rows)
+            if chained:
+                link_chain(conn, ids)
+                for row, next_id in zip(rows, ids[1:], strict=False):
+                    row.values["next_id"] = next_id
+            for row, tache_id, fichier in zip(rows, ids, fichiers or (), strict=False):
                 if fichier is not None:
-                    tache.fichier = store_fichier(self._fichier_folder(tache.id), fichier)
-                    saved.append(self._fichier_folder(tache.id))
-            if any(t.status == Status.TO_RUN.value for t in taches):
-                for queue in {t.queue for t in taches}:
-                    self.store().notify_added(session.connection(), queue)
+                    folder = self._fichier_folder(tache_id)
+                    saved.append(folder)
+                    row.values["fichier"] = store_fichier(folder, fichier)
+                    set_fichier(conn, tache_id, row.values["fichier"])
+            # One wake-up per call and queue, not per row (PostgreSQL; others poll).
+            queues = {r.values["queue"] for r in rows if r.values["status"] == _TO_RUN}
+            for queue in sorted(queues):
+                self.store().notify_added(conn, queue)
+            adopted = adopt(session, rows, ids)
             if commit:
                 session.commit()
-            else:
-                session.flush()
         except BaseException:
             session.rollback()
+            disown(session, adopted)
             for folder in saved:
                 remove_folder(folder)
             raise
@@ -421,17 +438,75 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def _json_object(name: str, value: Any) -> dict[str, Any]:
-    """Check that ``value`` is a JSON object (a dict of JSON values), strictly."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ParametresNotJSON(f"{name} must be a dict, not {type(value).__name__}")
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ParametresNotJSON(f"{name} is not JSON: {exc}") from exc
-    if json.loads(text) != value:
-        # e.g. int keys become strings, tuples become lists: the task would see other data
-        raise ParametresNotJSON(f"{name} does not survive a JSON round trip (keys must be str)")
-    return value
+_TO_RUN = Status.TO_RUN.value
+_NEW_STATUSES = (Status.TO_RUN.value, Status.WAITING.value)
+_OPTION_SET = frozenset(TACHE_OPTIONS)
+#: Columns every new row sets, whatever it was built from (one compiled INSERT).
+_BASE_COLUMNS = (
+    "method",
+    "parametres",
+    "parametres_caches",
+    "signature",
+    "owner",
+    "status",
+    "logs",
+    "created_at",
+    "run_at",
+    "priority",
+    "queue",
+    "attempts",
+    "max_attempts",
+    "timeout",
+)
+#: A method string's row before options: what ``Tache(method=...)`` would hold.
+_BLANK: dict[str, Any] = {key: None for key in _BASE_COLUMNS if key != "method"}
+_OTHER_COLUMNS = frozenset(taches_table.c.keys()) - {"id", *_BASE_COLUMNS}
+
+
+def _values_of(tache: Tache) -> dict[str, Any]:
+    """A caller's :class:`Tache` as column values (other columns it set included)."""
+    values = {key: getattr(tache, key) for key in _BASE_COLUMNS}
+    for key in _OTHER_COLUMNS.intersection(tache.__dict__):
+        if tache.__dict__[key] is not None:
+            values[key] = tache.__dict__[key]
+    return values
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """The settings a new task's defaults come from, read once per call."""
+
+    queue: str
+    max_attempts: int
+    timeout: float | None
+
+    @classmethod
+    def read(cls) -> _Defaults:
+        cfg = current_app.config
+        return cls(cfg["TACHES_DEFAULT_QUEUE"], cfg["TACHES_MAX_ATTEMPTS"], cfg["TACHES_TIMEOUT"])
+
+    def apply(self, values: dict[str, Any]) -> None:
+        """Fill and check the columns a caller may leave out."""
+        now = utcnow()
+        status = values["status"] or _TO_RUN
+        if status not in _NEW_STATUSES:
+            raise InvalidTache(f"a new task is TO_RUN or WAITING, not {status}")
+        values["status"] = Status(status).value
+        values["created_at"] = now
+        run_at = values["run_at"]
+        values["run_at"] = _utc(run_at) if run_at is not None else now
+        values["queue"] = values["queue"] or self.queue
+        values["priority"] = int(values["priority"] or 0)
+        values["attempts"] = 0
+        max_attempts = values["max_attempts"]
+        max_attempts = int(self.max_attempts if max_attempts is None else max_attempts)
+        if max_attempts < 1:
+            raise InvalidTache("max_attempts must be at least 1")
+        values["max_attempts"] = max_attempts
+        timeout = values["timeout"]
+        if timeout is None:
+            timeout = self.timeout
+        if timeout is not None and not timeout > 0:
+            raise InvalidTache("timeout must be a positive number of seconds")
+        values["timeout"] = timeout
+        values["logs"] = list(values["logs"] or [])

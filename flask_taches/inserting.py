@@ -1,0 +1,195 @@
+"""Saving new tasks fast: checked once, inserted with Core, ids read back in order.
+
+``add()`` used to go through the ORM's unit of work (one ``Tache`` object, a
+flush, an identity map entry per row); that cost more than the INSERT itself.
+Here a new task is a plain dict of column values, inserted on the *session's*
+connection (so ``commit=False`` still enqueues in the caller's transaction),
+with ``RETURNING id`` (one statement per call, ``insertmanyvalues`` batches for
+many rows) where the dialect has it. A :class:`Tache` the caller handed in gets
+its values and id back and joins the session as a persistent object, as it did
+after a flush.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, Connection, bindparam, insert, null, update
+from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import Insert
+
+from .exceptions import ParametresNotJSON
+from .loading import check_allowed, locate
+from .models import Tache, taches_table
+
+#: Methods a :class:`CheckedMethods` remembers before it starts over (entries).
+METHOD_CACHE_SIZE = 4096
+#: Deepest nesting the quick JSON check walks; deeper data takes the full check.
+JSON_QUICK_DEPTH = 64  # levels
+
+_ID = taches_table.c.id
+_INSERT_ONE: Insert = insert(taches_table).returning(_ID)
+_INSERT_MANY: Insert = insert(taches_table).returning(_ID, sort_by_parameter_order=True)
+_LINK = (
+    update(taches_table)
+    .where(taches_table.c.id == bindparam("link_id"))
+    .values(next_id=bindparam("link_next"))
+)
+_SET_FICHIER = (
+    update(taches_table)
+    .where(taches_table.c.id == bindparam("fichier_id"))
+    .values(fichier=bindparam("fichier_name"))
+)
+
+
+@dataclass
+class NewRow:
+    """A task about to be inserted: its column values, and the caller's object if any."""
+
+    values: dict[str, Any]
+    tache: Tache | None = None
+
+
+class CheckedMethods:
+    """Methods one app already accepted, by allowlist.
+
+    Checking a method imports its module and walks to the attribute; a bulk
+    ``add_many()`` of one method paid that per row. The allowlist is part of
+    the key, so a changed ``TACHES_ALLOWED_MODULES`` is checked afresh. Only
+    successes are kept: a refused method is refused again, with its message.
+    """
+
+    def __init__(self, limit: int = METHOD_CACHE_SIZE) -> None:
+        self._limit = limit
+        self._accepted: set[tuple[str, tuple[str, ...]]] = set()
+
+    def check(self, method: str, allowed: Sequence[str]) -> None:
+        """Raise :class:`MethodRefused` or :class:`MethodNotFound`, or return."""
+        if not isinstance(method, str):
+            check_allowed(method, allowed)  # raises the one-line "not a string" error
+        key = (method, tuple(allowed))
+        if key in self._accepted:
+            return
+        check_allowed(method, key[1])
+        locate(method)
+        if len(self._accepted) >= self._limit:
+            self._accepted.clear()  # a dynamic method per call must not grow memory
+        self._accepted.add(key)
+
+
+def json_object(name: str, value: Any) -> dict[str, Any]:
+    """Check that ``value`` is a JSON object the task will see unchanged.
+
+    Plain dicts, lists, str, int, bool, None and finite floats are accepted by
+    a quick walk; anything else (a tuple, a subclass, a non-str key...) takes
+    the full check, a JSON round trip compared with the original.
+    """
+    if value is None:
+        return {}
+    if type(value) is dict and (not value or _plain(value, JSON_QUICK_DEPTH)):
+        return value
+    if not isinstance(value, dict):
+        raise ParametresNotJSON(f"{name} must be a dict, not {type(value).__name__}")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ParametresNotJSON(f"{name} is not JSON: {exc}") from exc
+    if json.loads(text) != value:
+        # e.g. int keys become strings, tuples become lists: the task would see other data
+        raise ParametresNotJSON(f"{name} does not survive a JSON round trip (keys must be str)")
+    return value
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when ``value`` is made only of types JSON gives back as they are."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth <= 0:
+        return False  # maybe a cycle: the full check says so properly
+    if kind is dict:
+        return all(type(k) is str and _plain(v, depth - 1) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v, depth - 1) for v in value)
+    return False
+
+
+def insert_rows(conn: Connection, rows: Sequence[NewRow]) -> list[int]:
+    """INSERT the rows on ``conn`` and return their ids, in the rows' order."""
+    params = _uniform([row.values for row in rows])
+    dialect = conn.dialect
+    if len(params) == 1:
+        if dialect.insert_returning:
+            return [int(conn.execute(_INSERT_ONE, params[0]).scalar_one())]
+        return [_inserted_id(conn, params[0])]
+    if dialect.insert_executemany_returning_sort_by_parameter_order:
+        return [int(i) for i in conn.execute(_INSERT_MANY, params).scalars()]
+    # No ordered RETURNING for many rows (MySQL): one INSERT each, as the ORM does.
+    return [_inserted_id(conn, values) for values in params]
+
+
+def _inserted_id(conn: Connection, values: dict[str, Any]) -> int:
+    key = conn.execute(insert(taches_table), values).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every row the same keys: one compiled INSERT serves them all.
+
+    Rows built from strings share their keys already; a :class:`Tache` may carry
+    other columns. A missing JSON value is SQL NULL, as the ORM leaves it.
+    """
+    keys = rows[0].keys()
+    if all(row.keys() == keys for row in rows):
+        return rows
+    every = set(itertools.chain.from_iterable(rows))
+    filler = {key: null() if isinstance(taches_table.c[key].type, JSON) else None for key in every}
+    return [{**filler, **row} for row in rows]
+
+
+def link_chain(conn: Connection, ids: Sequence[int]) -> None:
+    """Point each task of a chain at the next one (one executemany)."""
+    pairs = itertools.pairwise(ids)
+    conn.execute(_LINK, [{"link_id": before, "link_next": after} for before, after in pairs])
+
+
+def set_fichier(conn: Connection, tache_id: int, name: str) -> None:
+    conn.execute(_SET_FICHIER, {"fichier_id": tache_id, "fichier_name": name})
+
+
+def adopt(session: Session, rows: Sequence[NewRow], ids: Sequence[int]) -> list[Tache]:
+    """Give each caller's :class:`Tache` its stored values and id, persistent in ``session``.
+
+    As after an ORM flush: the object is in the identity map (``taches.get(id)``
+    is that object) and, once committed, expired like any other.
+    """
+    adopted = []
+    for row, tache_id in zip(rows, ids, strict=True):
+        tache = row.tache
+        if tache is None:
+            continue
+        for key, value in row.values.items():
+            set_committed_value(tache, key, value)
+        set_committed_value(tache, "id", tache_id)
+        make_transient_to_detached(tache)
+        session.add(tache)
+        adopted.append(tache)
+    return adopted
+
+
+def disown(session: Session, taches: Sequence[Tache]) -> None:
+    """Undo :func:`adopt` when the insert is rolled back: the objects are new again."""
+    for tache in taches:
+        if tache in session:
+            session.expunge(tache)
+        make_transient(tache)
+        set_committed_value(tache, "id", None)
