@@ -63,6 +63,7 @@ FLOOR_SAMPLES = 50  # claims timed for the pickup floor
 BULK_SIZE = 1000  # tasks per add_many() call
 POLL = 0.1  # seconds between looks at the database while a drain runs
 DRAIN_DEADLINE = 900.0  # seconds a drain may take before the benchmark gives up
+PARTS = ("fork", "subprocess", "pickup", "add")  # what --only can pick
 
 
 @dataclass
@@ -394,6 +395,44 @@ def run_database(
     label: str, url: str, args: argparse.Namespace, figures: list[Figure], notes: list[str]
 ) -> None:
     app = make_app(url)
+    try:
+        _run_parts(label, app, url, args, figures, notes)
+    finally:
+        with app.app_context():
+            bench_app.db.session.remove()
+            state = app.extensions["taches.state"]
+            if state.store is not None:
+                state.store.engine.dispose()
+            bench_app.db.engine.dispose()
+
+
+def _run_parts(
+    label: str,
+    app: Flask,
+    url: str,
+    args: argparse.Namespace,
+    figures: list[Figure],
+    notes: list[str],
+) -> None:
+    parts = set(args.only or PARTS)
+    if "fork" in parts:
+        _fork_drain(label, app, url, args, figures, notes)
+    if "subprocess" in parts:
+        _subprocess_drain(label, app, url, args, figures)
+    if "pickup" in parts:
+        _pickup(label, app, url, args, figures)
+    if "add" in parts:
+        _adds(label, app, args, figures)
+
+
+def _fork_drain(
+    label: str,
+    app: Flask,
+    url: str,
+    args: argparse.Namespace,
+    figures: list[Figure],
+    notes: list[str],
+) -> None:
     fork = fork_limit(url)
     print(f"[{label}] fork limit measured: {fork:.0f}/s", flush=True)
     result = drain(app, url, "fork", args.tasks, args.max)
@@ -413,7 +452,12 @@ def run_database(
         f"{result.faults:.0f} page faults per task; on {cores} cores that CPU alone bounds "
         f"the drain at {cores * 1000 / result.cpu_ms:.0f} tasks/s"
     )
-    print(f"[{label}] fork drain: {result.rate:.1f}/s", flush=True)
+    print(f"[{label}] fork drain: {result.rate:.1f}/s (load {load()})", flush=True)
+
+
+def _subprocess_drain(
+    label: str, app: Flask, url: str, args: argparse.Namespace, figures: list[Figure]
+) -> None:
     cold = cold_start_limit(url, args.max, args.subprocess_tasks)
     spawned = drain(app, url, "subprocess", args.subprocess_tasks, args.max)
     figures.append(
@@ -426,6 +470,11 @@ def run_database(
         )
     )
     print(f"[{label}] subprocess drain: {spawned.rate:.1f}/s", flush=True)
+
+
+def _pickup(
+    label: str, app: Flask, url: str, args: argparse.Namespace, figures: list[Figure]
+) -> None:
     floor = claim_floor(app)
     latencies = pickups(app, url, args.pickups, args.max)
     target = "< 50 ms" if label == "SQLite" else "< 20 ms"
@@ -451,6 +500,9 @@ def run_database(
         )
     )
     print(f"[{label}] pickup median {statistics.median(latencies):.1f} ms", flush=True)
+
+
+def _adds(label: str, app: Flask, args: argparse.Namespace, figures: list[Figure]) -> None:
     single, bulk = add_rates(app, args.adds)
     raw_single, raw_bulk = insert_limits(app, args.adds)
     figures.append(
@@ -473,12 +525,6 @@ def run_database(
             target=">= 5,500/s (Huey)",
         )
     )
-    with app.app_context():
-        bench_app.db.session.remove()
-        state = app.extensions["taches.state"]
-        if state.store is not None:
-            state.store.engine.dispose()
-        bench_app.db.engine.dispose()
 
 
 def main() -> None:
@@ -491,6 +537,12 @@ def main() -> None:
     parser.add_argument("--pickups", type=int, default=60, help="add() -> RUNNING samples")
     parser.add_argument("--adds", type=int, default=3000, help="add() calls timed")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeat for several); default: all",
+    )
     parser.add_argument("--fork-limit-of", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fork_limit_of:
