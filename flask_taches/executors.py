@@ -180,7 +180,10 @@ class ForkExecutor(Executor):
             _raise_oom_score()
             self._forget_connections()
             with self.app.app_context():
-                code = exit_code(run_claimed(claimed.id, claimed.attempt, verbosity=self.verbosity))
+                status = run_claimed(
+                    claimed.id, claimed.attempt, verbosity=self.verbosity, row=claimed.row
+                )
+                code = exit_code(status)
         except BaseException:
             traceback.print_exc()
         finally:

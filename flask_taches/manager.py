@@ -394,7 +394,30 @@ class Manager:
                 extra={"action": "claim", "tache_id": task.id},
             )
             self._start(task)
+        if self.executor.name == "fork":
+            self._record_pids(claimed)
         return len(claimed)
+
+    def _record_pids(self, claimed: list[Claimed]) -> None:
+        """One write for the batch: a forked child does not open a connection to say it runs.
+
+        Until this lands the row has no pid, and the manager beats for it
+        (``beat_unstarted``); a failure here costs the pid check of a rescue only.
+        """
+        wanted = {task.id for task in claimed}
+        started = {
+            w.claimed.id: (w.claimed.attempt, pid)
+            for pid, w in self.children.items()
+            if w.claimed.id in wanted
+        }
+        try:
+            self.store.record_pids(started, self.hostname)
+        except SQLAlchemyError as exc:
+            logger.error(
+                "cannot record the pids of started tasks: %s",
+                exc,
+                extra={"action": "start_error", "tache_id": None},
+            )
 
     def _start(self, task: Claimed) -> None:
         self._warm(task.method)

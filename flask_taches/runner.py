@@ -123,15 +123,27 @@ def run_one(tache_id: int, *, force: bool = False, verbosity: int = 0) -> Status
     return run_claimed(tache_id, attempt, verbosity=verbosity)
 
 
-def run_claimed(tache_id: int, attempt: int, *, verbosity: int = 0) -> Status | None:
+def run_claimed(
+    tache_id: int,
+    attempt: int,
+    *,
+    verbosity: int = 0,
+    row: Mapping[str, Any] | None = None,
+) -> Status | None:
     """Run a task already RUNNING with ``attempts == attempt``, in this process.
 
     Needs an app context. Returns the status stored at the end (TO_RUN when a
     retry was scheduled), None when the attempt is not (or no longer) the
     row's. Never leaves the row RUNNING when it returns normally.
+
+    ``row`` is the row as a manager just claimed it, in the process it forked
+    for the task: the manager records that process's pid, so nothing is read
+    or written before the task runs (every later write is fenced as usual).
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     store: Store = app.extensions["taches"].store()
+    if row is not None:
+        return Attempt(app, store, row, attempt, _console(verbosity), mark=False).run()
     row = _read_row(store, tache_id)
     if row is None or row["status"] != Status.RUNNING.value or row["attempts"] != attempt:
         logger.warning(
@@ -141,8 +153,11 @@ def run_claimed(tache_id: int, attempt: int, *, verbosity: int = 0) -> Status | 
             extra={"action": "fenced", "tache_id": tache_id},
         )
         return None
-    console = Console(verbosity) if verbosity > 0 else None
-    return Attempt(app, store, row, attempt, console).run()
+    return Attempt(app, store, row, attempt, _console(verbosity)).run()
+
+
+def _console(verbosity: int) -> Console | None:
+    return Console(verbosity) if verbosity > 0 else None
 
 
 def _read_row(store: Store, tache_id: int) -> dict[str, Any] | None:
@@ -353,13 +368,16 @@ class Attempt:
         row: Mapping[str, Any],
         attempt: int,
         console: Console | None,
+        *,
+        mark: bool = True,
     ) -> None:
         self.app = app
+        #: Record pid and hostname first (False: the manager that forked us does).
+        self.mark = mark
         self.store = store
         self.tache_id = int(row["id"])
         self.attempt = attempt
         self.console = console
-        self.hostname = socket.gethostname()
         self.control = Control()
         config = app.config
         timeout = row["timeout"] if row["timeout"] is not None else config["TACHES_TIMEOUT"]
@@ -381,7 +399,9 @@ class Attempt:
         return {"action": action, "tache_id": self.tache_id}
 
     def run(self) -> Status | None:
-        if not self.store.mark_started(self.tache_id, self.attempt, os.getpid(), self.hostname):
+        if self.mark and not self.store.mark_started(
+            self.tache_id, self.attempt, os.getpid(), socket.gethostname()
+        ):
             logger.warning(
                 "task %s attempt %s was taken over before it started",
                 self.tache_id,

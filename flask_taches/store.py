@@ -23,13 +23,14 @@ import select as _select
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -69,6 +70,9 @@ class Claimed:
     method: str
     timeout: float | None
     queue: str
+    #: The whole row as claimed (RUNNING, this attempt): a forked child runs
+    #: from it without reading the row again.
+    row: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,39 @@ class Rescued:
     attempt: int
     status: Status
     reason: str
+
+
+class Prepared:
+    """A statement compiled once for a dialect, then run on a bare DBAPI cursor.
+
+    For the few statements a forked task's process runs: compiled (and its
+    bind processors looked up) in the warm manager, they spare the child
+    SQLAlchemy's per-execution work, whose first run in a fresh process
+    touches (so copies) hundreds of the parent's memory pages.
+    """
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self._compiled = compiled
+        self._positions: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if dialect.positional else None
+        )
+        self._processors: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._processors[name] = processor
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """What the DBAPI cursor takes for ``values`` (the statement's bindparam names)."""
+        params = self._compiled.construct_params(dict(values))
+        for name, processor in self._processors.items():
+            if name in params:
+                params[name] = processor(params[name])
+        if self._positions is None:
+            return params
+        return tuple(params[name] for name in self._positions)
 
 
 def log_entry(level: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -280,11 +317,90 @@ class Store:
         A FAILED or INTERRUPTED attempt with attempts left goes back to TO_RUN
         with a backed-off ``run_at``; a chain moves on or is cancelled.
         """
+        # Most ends: one fenced UPDATE on a bare connection. When it changes
+        # nothing (fenced out, or a chain follows) the locked path decides.
+        if (
+            status is Status.COMPLETED
+            and logs is not None
+            and self._complete(tache_id, attempt, result, logs, progress)
+        ):
+            return Status.COMPLETED
         with self.write() as conn:
             row = self.lock_row(conn, tache_id)
             if row is None or row["attempts"] != attempt or row["status"] != Status.RUNNING.value:
                 return None
             return self._end(conn, row, status, result=result, logs=logs, progress=progress)
+
+    _completions: dict[bool, Prepared] | None = None
+
+    def _completion(self, with_progress: bool) -> Prepared:
+        """``UPDATE`` to COMPLETED, fenced, for a task that no chain follows."""
+        if self._completions is None:
+            t = taches_table.c
+            prepared: dict[bool, Prepared] = {}
+            for progress in (False, True):
+                values: dict[str, Any] = {
+                    "status": Status.COMPLETED.value,
+                    "ended_at": bindparam("b_ended_at", type_=t.ended_at.type),
+                    "heartbeat_at": None,
+                    "result": bindparam("b_result", type_=t.result.type),
+                    "logs": bindparam("b_logs", type_=t.logs.type),
+                }
+                if progress:
+                    values["progress"] = bindparam("b_progress", type_=t.progress.type)
+                statement = (
+                    update(taches_table)
+                    .where(
+                        (t.id == bindparam("b_id"))
+                        & (t.attempts == bindparam("b_attempt"))
+                        & (t.status == _RUNNING)
+                        & t.next_id.is_(None)
+                    )
+                    .values(**values)
+                )
+                prepared[progress] = Prepared(statement, self.engine.dialect)
+            self._completions = prepared
+        return self._completions[with_progress]
+
+    def _complete(
+        self,
+        tache_id: int,
+        attempt: int,
+        result: Any,
+        logs: list[dict[str, Any]],
+        progress: dict[str, Any] | None,
+    ) -> bool:
+        """Record COMPLETED in one statement; False when the row did not match."""
+        prepared = self._completion(progress is not None)
+        params = prepared.parameters(
+            {
+                "b_id": tache_id,
+                "b_attempt": attempt,
+                "b_ended_at": utcnow(),
+                "b_result": result,
+                "b_logs": logs,
+                "b_progress": progress,
+            }
+        )
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                self._raw_begin(cursor)
+                cursor.execute(prepared.sql, params)
+                changed = cursor.rowcount == 1
+            finally:
+                cursor.close()
+            if changed:
+                raw.commit()
+            else:
+                raw.rollback()
+            return changed
+        finally:
+            raw.close()
+
+    def _raw_begin(self, cursor: Any) -> None:
+        """Begin a write transaction on a bare DBAPI cursor (drivers begin implicitly)."""
 
     # -- transitions shared by the runner and the rescue ------------------------
 
@@ -531,7 +647,7 @@ class Store:
         now = utcnow()
         t = taches_table.c
         query = (
-            select(t.id, t.attempts, t.method, t.timeout, t.queue)
+            select(taches_table)
             .where(self._ready(now, queues))
             .order_by(t.priority.desc(), t.run_at, t.id)
             .limit(wanted)
@@ -542,6 +658,16 @@ class Store:
         if not rows:
             return []
         ids = [row.id for row in rows]
+        claim = {
+            "status": _RUNNING,
+            "started_at": now,
+            "ended_at": None,
+            "heartbeat_at": now,
+            "hostname": hostname,
+            "pid": None,
+            "cancel_requested_at": None,
+            "cancel_requested_by": None,
+        }
         # Conditional on TO_RUN: under the claim lock every row matches, and a
         # mismatch would mean another writer claimed without it (refuse, roll back).
         changed = conn.execute(
@@ -561,10 +687,36 @@ class Store:
         ).rowcount
         if changed != len(ids):
             raise RuntimeError(f"claim of {ids} changed {changed} rows: claim lock bypassed")
-        return [
-            Claimed(row.id, int(row.attempts or 0) + 1, row.method, row.timeout, row.queue)
-            for row in rows
-        ]
+        claimed = []
+        for row in rows:
+            attempt = int(row.attempts or 0) + 1
+            values = {**row._mapping, **claim, "attempts": attempt}
+            claimed.append(Claimed(row.id, attempt, row.method, row.timeout, row.queue, values))
+        return claimed
+
+    def record_pids(self, started: Mapping[int, tuple[int, int]], hostname: str | None) -> None:
+        """Record the process of each just-forked task (``{id: (attempt, pid)}``).
+
+        The manager knows a forked child's pid as soon as it exists, so the
+        child need not open a connection to say it. Fenced like ``mark_started``
+        (an attempt already ended or superseded is left alone).
+        """
+        if not started:
+            return
+        t = taches_table.c
+        query = (
+            update(taches_table)
+            .where(
+                (t.id == bindparam("b_id"))
+                & (t.attempts == bindparam("b_attempt"))
+                & (t.status == _RUNNING)
+                & t.pid.is_(None)
+            )
+            .values(pid=bindparam("b_pid"), hostname=hostname)
+        )
+        rows = [{"b_id": i, "b_attempt": a, "b_pid": pid} for i, (a, pid) in started.items()]
+        with self.write() as conn:
+            conn.execute(query, rows)
 
     def attempts_state(self, ids: Sequence[int]) -> dict[int, AttemptState]:
         """Where the given tasks stand now (the manager supervising its children)."""
@@ -694,7 +846,7 @@ class Store:
         self.mark_started(0, 0, 0, "")
         self.save_live(0, 0, logs=[], progress={})
         self.beat(0, 0)
-        self.finish(0, 0, Status.COMPLETED)
+        self.finish(0, 0, Status.COMPLETED, logs=[], progress={})
 
     def listener(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None
@@ -769,6 +921,9 @@ class SQLiteStore(Store):
     """SQLite: one writer at a time; ``BEGIN IMMEDIATE`` takes the lock up front."""
 
     dialect = "sqlite"
+
+    def _raw_begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
 
     @staticmethod
     def own_engine(app_engine: Engine) -> Engine:
