@@ -9,6 +9,12 @@ Accepted forms:
 
 An ``ImportError`` raised *inside* the task's own module is not mistaken for
 "module not found": it propagates, chained, with its original traceback.
+
+With an allowlist (``TACHES_ALLOWED_MODULES``), :func:`locate` confines the
+walk from the module to the callable: no module object, no ``_private`` or
+``__dunder__`` name on the way, and the callable (and every class walked
+through) must be defined inside an allowed package. Otherwise
+``"app.jobs:os.system"`` would reach whatever ``app.jobs`` imported.
 """
 
 from __future__ import annotations
@@ -113,8 +119,16 @@ class Target:
         return not isinstance(raw, (staticmethod, classmethod))
 
 
-def locate(method: str) -> Target:
-    """Import the module and walk to the attribute; raises :class:`MethodNotFound`."""
+def locate(method: str, allowed: Iterable[str] | None = None) -> Target:
+    """Import the module and walk to the attribute; raises :class:`MethodNotFound`.
+
+    With ``allowed``, the method must be inside those packages, and so must
+    be what the walk reaches (:class:`MethodRefused` otherwise): the one check
+    ``add()`` and the runner both go through.
+    """
+    if allowed is not None:
+        allowed = list(allowed)
+        check_allowed(method, allowed)
     path = parse(method)
     try:
         module: Any = _import_module(path.module)
@@ -126,15 +140,38 @@ def locate(method: str) -> Target:
     holder: Any = module
     owner: type | None = None
     for name in path.attrs:
+        if allowed is not None and name.startswith("_"):
+            raise MethodRefused(f"{path.text}: private name {name!r} in a method path")
         try:
             value = getattr(holder, name)
         except AttributeError as exc:
             raise MethodNotFound(f"{path.text}: {name!r} not found in {holder!r}") from exc
         owner = holder if inspect.isclass(holder) else None
         holder = value
+        if allowed is not None:
+            _confine(path, holder, allowed)
     if not callable(holder):
         raise MethodNotFound(f"{path.text} is not callable")
     return Target(path=path, owner=owner, attr=holder, name=path.attrs[-1])
+
+
+def _confine(path: MethodPath, value: Any, allowed: list[str]) -> None:
+    """Refuse a step of the walk that leaves the allowed packages.
+
+    A module object is refused outright (name the module itself instead); a
+    class or a callable must have been defined inside an allowed package, as
+    its ``__module__`` says (``functools.wraps`` keeps the wrapped function's).
+    """
+    if isinstance(value, ModuleType):
+        raise MethodRefused(f"{path.text} walks through module {value.__name__!r}")
+    if not (inspect.isclass(value) or callable(value)):
+        return  # not callable: MethodNotFound if it is the last step
+    home = getattr(value, "__module__", None)
+    if not isinstance(home, str) or not is_allowed(MethodPath(home, ()), allowed):
+        raise MethodRefused(
+            f"{path.text} resolves to {_describe(value)} from {home!r}, "
+            f"outside TACHES_ALLOWED_MODULES ({', '.join(allowed) or 'none'})"
+        )
 
 
 class Injector:

@@ -6,6 +6,7 @@ a stop (cancel, timeout, signal) interrupts them quickly.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -117,6 +118,12 @@ def stubborn(seconds: float = 30.0) -> str:
 def writes_pid(path: str) -> int:
     Path(path).write_text(str(os.getpid()))
     return os.getpid()
+
+
+@functools.cache
+def cached_double(n: int) -> int:
+    """Wrapped by a wrapper object from functools: ``__module__`` still says here."""
+    return n * 2
 
 
 class Greeter:

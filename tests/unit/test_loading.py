@@ -141,3 +141,45 @@ class _Recorded:
 
     def info(self, message: str) -> None:
         self.messages.append(message)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "tests.tasks:os.system",  # a module the task module imported
+        "tests.tasks.os.getcwd",  # the same, fully dotted
+        "tests.tasks:time.sleep",
+        "tests.tasks:select",  # a function it imported from elsewhere
+        "tests.tasks:Path",  # a class it imported
+        "tests.tasks:Path.cwd",
+        "tests.tasks:Tache",  # flask_taches is not an allowed package either
+        "tests.tasks:Tools.__init__",  # dunder names
+        "tests.tasks:add.__call__",
+        "tests.tasks:Tools.__class__.mro",
+        "tests.tasks:_private",
+    ],
+)
+def test_the_allowlist_confines_the_walk_to_the_callable(method: str) -> None:
+    with pytest.raises(MethodRefused):
+        locate(method, ["tests"])
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "tests.tasks:add",
+        "tests.tasks.add",
+        "tests.tasks:Tools.double",  # static
+        "tests.tasks.Tools.triple",  # class method
+        "tests.tasks:Greeter.greet",  # instance method
+        "tests.tasks:cached_double",  # decorated with functools.wraps semantics
+    ],
+)
+def test_the_allowlist_keeps_every_form_of_method(method: str) -> None:
+    assert callable(locate(method, ["tests"]).attr)
+    assert callable(locate(method, ["tests.tasks"]).attr)
+
+
+def test_the_allowlist_refuses_the_module_itself_first() -> None:
+    with pytest.raises(MethodRefused, match="outside TACHES_ALLOWED_MODULES"):
+        locate("os:getcwd", ["tests"])
