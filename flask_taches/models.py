@@ -155,6 +155,9 @@ class Tache(Base):
         # Rescue scans RUNNING rows by heartbeat age.
         Index("ix_taches_heartbeat", "status", "heartbeat_at"),
         Index("ix_taches_next_id", "next_id"),
+        # SQLite would hand a deleted task's id to the next insert otherwise, and a
+        # late process of the deleted task would pass the new row's fence.
+        {"sqlite_autoincrement": True},
     )
 
     #: Keys never sent outside the server.

@@ -18,7 +18,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from sqlalchemy import JSON, MetaData, create_engine, inspect
+from sqlalchemy import JSON, MetaData, create_engine, inspect, text
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -170,6 +170,14 @@ def assert_model_schema(engine: Engine) -> None:
     assert foreign_key["options"].get("ondelete") == "SET NULL"
 
 
+def assert_fencing_and_claim_schema(engine: Engine) -> None:
+    """What the inspector does not report: SQLite's AUTOINCREMENT."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            sql = dict(conn.execute(text("SELECT name, sql FROM sqlite_master")).all())
+        assert "AUTOINCREMENT" in sql["taches"]  # no id reused after a delete
+
+
 def table_names(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
 
@@ -186,6 +194,7 @@ def test_flask_db_upgrade_builds_the_model_schema_and_downgrade_removes_it(
 
     assert "taches" in table_names(engine)
     assert_model_schema(engine)
+    assert_fencing_and_claim_schema(engine)
     # The shipped revision is a base of its own, on the branch labelled taches.
     assert "<base> -> taches_0001 (taches) (head)" in project.flask("db", "history").stdout
 

@@ -266,3 +266,20 @@ def test_only_to_run_is_claimed(db_ctx: Flask, status: Status) -> None:
     (tache_id,) = add(1)
     set_columns(tache_id, status=status.value)
     assert store().claim_batch(5, max_running=5, hostname=HOST) == []
+
+
+def test_a_deleted_task_id_is_never_given_again(db_ctx: Flask) -> None:
+    """Fencing is (id, attempts, RUNNING): a reused id would let a late process
+    of the deleted task write into the new one (SQLite reuses the top rowid
+    unless the table is AUTOINCREMENT)."""
+    (old,) = add(1)
+    (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    store().end_attempt(old, claimed.attempt, Status.INTERRUPTED, "declared dead")
+    taches.delete(old)
+    (new,) = add(1)
+    assert new > old
+    (again,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    assert again.attempt == claimed.attempt  # the late process's fence, were ids reused
+    assert not store().save_live(old, claimed.attempt, logs=[])
+    assert store().finish(old, claimed.attempt, Status.COMPLETED, logs=[]) is None
+    assert row(new)["status"] == Status.RUNNING

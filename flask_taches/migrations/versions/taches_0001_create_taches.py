@@ -68,6 +68,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["next_id"], [f"{TABLE}.id"], name="fk_taches_next_id_taches", ondelete="SET NULL"
         ),
+        # SQLite must never reuse the id of a deleted task (fencing relies on ids).
+        sqlite_autoincrement=True,
     )
     # The manager's claim: equality on status and queue, then its ORDER BY.
     op.create_index("ix_taches_ready", TABLE, ["status", "queue", "priority", "run_at", "id"])
