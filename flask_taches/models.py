@@ -144,8 +144,6 @@ class Tache(Base):
     cancel_requested_by: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
-        # "Next task to run": equality on status and queue, then the claim order.
-        Index("ix_taches_ready", "status", "queue", "priority", "run_at", "id"),
         # "Latest task of a signature": max(id) per signature is an index seek.
         Index("ix_taches_signature", "signature", "id"),
         # "Tasks of an owner", newest first, for the dashboard.
@@ -267,6 +265,18 @@ class Tache(Base):
 
 #: The table itself, typed as a Core ``Table`` for statements built on it.
 taches_table = cast(Table, Tache.__table__)
+
+#: "Next task to run": ``WHERE status = 'TO_RUN' ORDER BY priority DESC, run_at,
+#: id LIMIT n`` walks this index in its order and stops after n rows, whatever
+#: the backlog (the queue, when given, is a filter on the way). DESC is honoured
+#: by SQLite, PostgreSQL, MySQL 8 and MariaDB 10.8+.
+Index(
+    "ix_taches_ready",
+    taches_table.c.status,
+    taches_table.c.priority.desc(),
+    taches_table.c.run_at,
+    taches_table.c.id,
+)
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -171,11 +171,20 @@ def assert_model_schema(engine: Engine) -> None:
 
 
 def assert_fencing_and_claim_schema(engine: Engine) -> None:
-    """What the inspector does not report: SQLite's AUTOINCREMENT."""
+    """What the inspector does not report everywhere: AUTOINCREMENT, DESC index columns."""
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             sql = dict(conn.execute(text("SELECT name, sql FROM sqlite_master")).all())
         assert "AUTOINCREMENT" in sql["taches"]  # no id reused after a delete
+        assert "priority DESC" in sql["ix_taches_ready"]
+    elif engine.dialect.name == "postgresql":
+        indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("taches")}
+        assert indexes["ix_taches_ready"].get("column_sorting") == {"priority": ("desc",)}
+    else:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SHOW INDEX FROM taches WHERE Key_name = 'ix_taches_ready'"))
+            collation = {row.Column_name: row.Collation for row in rows}
+        assert collation == {"status": "A", "priority": "D", "run_at": "A", "id": "A"}
 
 
 def table_names(engine: Engine) -> set[str]:

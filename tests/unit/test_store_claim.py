@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from flask_taches import Status
 from flask_taches.models import taches_table, utcnow
@@ -283,3 +283,47 @@ def test_a_deleted_task_id_is_never_given_again(db_ctx: Flask) -> None:
     assert not store().save_live(old, claimed.attempt, logs=[])
     assert store().finish(old, claimed.attempt, Status.COMPLETED, logs=[]) is None
     assert row(new)["status"] == Status.RUNNING
+
+
+def test_the_claim_reads_its_index_in_order_without_sorting(app_ctx: Flask) -> None:
+    """With a backlog, sorting every ready row on each claim is the cost to avoid."""
+    now = utcnow()
+    rows = [
+        {
+            "method": NOOP,
+            "parametres": {},
+            "status": Status.TO_RUN.value,
+            "logs": [],
+            "created_at": now,
+            "run_at": now - timedelta(seconds=i),
+            "priority": i % 3,
+            "queue": "default" if i % 2 else "mail",
+            "attempts": 0,
+            "max_attempts": 1,
+        }
+        for i in range(2000)
+    ]
+    with store().write() as conn:
+        conn.execute(taches_table.insert(), rows)
+        conn.exec_driver_sql("ANALYZE")
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, sql: str, params: object, *args: object) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and "ORDER BY" in sql.upper():
+            seen.append((sql, params))
+
+    engine = store().engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert len(store().claim_batch(3, max_running=10, hostname=HOST)) == 3
+        assert len(store().claim_batch(3, max_running=10, queues=["mail"], hostname=HOST)) == 3
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(seen) == 2
+    with store().read() as conn:
+        for sql, params in seen:
+            plan = " | ".join(
+                str(step[-1]) for step in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            )
+            assert "ix_taches_ready" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan

@@ -71,8 +71,8 @@ def upgrade() -> None:
         # SQLite must never reuse the id of a deleted task (fencing relies on ids).
         sqlite_autoincrement=True,
     )
-    # The manager's claim: equality on status and queue, then its ORDER BY.
-    op.create_index("ix_taches_ready", TABLE, ["status", "queue", "priority", "run_at", "id"])
+    # The manager's claim: equality on status, then its ORDER BY, so no sort.
+    op.create_index("ix_taches_ready", TABLE, ["status", sa.text("priority DESC"), "run_at", "id"])
     # The latest task of a signature: max(id) per signature.
     op.create_index("ix_taches_signature", TABLE, ["signature", "id"])
     # The tasks of an owner, newest first.
