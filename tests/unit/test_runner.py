@@ -234,6 +234,20 @@ def test_a_refused_method_claimed_by_a_manager_ends_failed(db_ctx: Flask) -> Non
     assert "outside TACHES_ALLOWED_MODULES" in messages(tache_id)[-1]
 
 
+def test_a_method_walking_out_of_the_allowlist_ends_failed(db_ctx: Flask) -> None:
+    """The module is allowed, the walk reaches what it imported: refused at run time."""
+    tache_id = taches.add("tests.tasks:add", parametres={"a": 1})
+    with taches.store().write() as conn:
+        conn.execute(
+            update(taches_table)
+            .where(taches_table.c.id == tache_id)
+            .values(method="tests.tasks:os.getcwd")
+        )
+    attempt = taches.store().claim_id(tache_id)
+    assert run_claimed(tache_id, attempt) is Status.FAILED
+    assert "walks through module 'os'" in messages(tache_id)[-1]
+
+
 def test_unknown_id_and_not_to_run(db_ctx: Flask) -> None:
     with pytest.raises(TacheNotFound):
         run_one(424242)
