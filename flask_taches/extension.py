@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import instance_dict
 
 from . import auth, config
 from .exceptions import (
@@ -38,7 +39,7 @@ from .inserting import (
 from .loading import Service
 from .models import Tache, taches_table, utcnow
 from .status import FINISHED, Status
-from .store import Store
+from .store import PostgresStore, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 PURGE_BATCH = 500  # tasks deleted per transaction by purge()
@@ -292,8 +293,14 @@ class TachesExtension:
         conn = session.connection(bind_arguments={"mapper": Tache})
         saved: list[Path] = []
         adopted: list[Tache] = []
+        store = self.store()
+        queues = {r.values["queue"] for r in rows if r.values["status"] == _TO_RUN}
+        folded = len(rows) == 1 and queues and isinstance(store, PostgresStore)
+        wake = PostgresStore.CHANNEL if folded else None
         try:
-            ids = insert_rows(conn, rows)
+            ids = insert_rows(conn, rows, wake_channel=wake)
+            if wake is not None:
+                queues.clear()  # woken by the INSERT itself
             if chained:
                 link_chain(conn, ids)
                 for row, next_id in zip(rows, ids[1:], strict=False):
@@ -305,9 +312,8 @@ class TachesExtension:
                     row.values["fichier"] = store_fichier(folder, fichier)
                     set_fichier(conn, tache_id, row.values["fichier"])
             # One wake-up per call and queue, not per row (PostgreSQL; others poll).
-            queues = {r.values["queue"] for r in rows if r.values["status"] == _TO_RUN}
             for queue in sorted(queues):
-                self.store().notify_added(conn, queue)
+                store.notify_added(conn, queue)
             adopted = adopt(session, rows, ids)
             if commit:
                 session.commit()
@@ -465,10 +471,11 @@ _OTHER_COLUMNS = frozenset(taches_table.c.keys()) - {"id", *_BASE_COLUMNS}
 
 def _values_of(tache: Tache) -> dict[str, Any]:
     """A caller's :class:`Tache` as column values (other columns it set included)."""
-    values = {key: getattr(tache, key) for key in _BASE_COLUMNS}
-    for key in _OTHER_COLUMNS.intersection(tache.__dict__):
-        if tache.__dict__[key] is not None:
-            values[key] = tache.__dict__[key]
+    given = instance_dict(tache)  # what was set; an unset column reads None
+    values = {key: given.get(key) for key in _BASE_COLUMNS}
+    for key in _OTHER_COLUMNS.intersection(given):
+        if given[key] is not None:
+            values[key] = given[key]
     return values
 
 

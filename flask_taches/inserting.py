@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Connection, bindparam, insert, null, update
+from sqlalchemy import JSON, Connection, bindparam, func, insert, null, select, update
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 from sqlalchemy.sql.dml import Insert
 
 from .exceptions import ParametresNotJSON
@@ -36,11 +36,22 @@ JSON_QUICK_DEPTH = 64  # levels
 _ID = taches_table.c.id
 _INSERT_ONE: Insert = insert(taches_table).returning(_ID)
 _INSERT_MANY: Insert = insert(taches_table).returning(_ID, sort_by_parameter_order=True)
+# SQLite: SQLAlchemy has no ordered RETURNING there and would send one INSERT per
+# row; a multi-row INSERT numbers its rows max(id)+1, +2... in VALUES order under
+# the write lock, so the ids, sorted, are in the rows' order.
+_INSERT_MANY_SQLITE: Insert = insert(taches_table).returning(_ID)
+# PostgreSQL: the wake-up rides on the INSERT (an uncorrelated subquery runs
+# once per statement) instead of costing its own round trip.
+_INSERT_ONE_WAKE: Insert = insert(taches_table).returning(
+    _ID,
+    select(func.pg_notify(bindparam("wake_channel"), bindparam("wake_queue"))).scalar_subquery(),
+)
 _LINK = (
     update(taches_table)
     .where(taches_table.c.id == bindparam("link_id"))
     .values(next_id=bindparam("link_next"))
 )
+_NULL_ROW: dict[str, Any] = dict.fromkeys(taches_table.c.keys())
 _SET_FICHIER = (
     update(taches_table)
     .where(taches_table.c.id == bindparam("fichier_id"))
@@ -122,14 +133,29 @@ def _plain(value: Any, depth: int) -> bool:
     return False
 
 
-def insert_rows(conn: Connection, rows: Sequence[NewRow]) -> list[int]:
-    """INSERT the rows on ``conn`` and return their ids, in the rows' order."""
+def insert_rows(
+    conn: Connection, rows: Sequence[NewRow], *, wake_channel: str | None = None
+) -> list[int]:
+    """INSERT the rows on ``conn`` and return their ids, in the rows' order.
+
+    ``wake_channel`` (PostgreSQL, one row): NOTIFY it with the row's queue in
+    the same statement; the caller then sends no separate wake-up.
+    """
     params = _uniform([row.values for row in rows])
     dialect = conn.dialect
     if len(params) == 1:
+        if wake_channel is not None:
+            wake = {"wake_channel": wake_channel, "wake_queue": params[0]["queue"]}
+            return [int(conn.execute(_INSERT_ONE_WAKE, {**params[0], **wake}).scalar_one())]
         if dialect.insert_returning:
             return [int(conn.execute(_INSERT_ONE, params[0]).scalar_one())]
         return [_inserted_id(conn, params[0])]
+    if dialect.name == "sqlite" and dialect.insert_executemany_returning:
+        ids = sorted(int(i) for i in conn.execute(_INSERT_MANY_SQLITE, params).scalars())
+        if ids[-1] - ids[0] + 1 != len(ids):
+            # Only when the largest rowid is taken: SQLite then picks them at random.
+            raise RuntimeError("SQLite gave non-consecutive ids to one insert: not saved")
+        return ids
     if dialect.insert_executemany_returning_sort_by_parameter_order:
         return [int(i) for i in conn.execute(_INSERT_MANY, params).scalars()]
     # No ordered RETURNING for many rows (MySQL): one INSERT each, as the ORM does.
@@ -177,9 +203,13 @@ def adopt(session: Session, rows: Sequence[NewRow], ids: Sequence[int]) -> list[
         tache = row.tache
         if tache is None:
             continue
-        for key, value in row.values.items():
-            set_committed_value(tache, key, value)
-        set_committed_value(tache, "id", tache_id)
+        # The whole row, as a load would give it (NULL where nothing was set);
+        # make_transient_to_detached() then takes it as the committed state,
+        # with no history and nothing left expired to load again.
+        loaded = instance_dict(tache)
+        loaded.update(_NULL_ROW)
+        loaded.update(row.values)
+        loaded["id"] = tache_id
         make_transient_to_detached(tache)
         session.add(tache)
         adopted.append(tache)
