@@ -35,6 +35,10 @@ from sqlalchemy.types import TypeDecorator
 
 from .status import Status
 
+#: Largest task id: ``id`` is an INTEGER column (32-bit signed on PostgreSQL and
+#: MySQL); a larger number names no task, and must not reach the database.
+MAX_ID = 2**31 - 1
+
 #: Levels a log entry may have, lowest first (``debug`` is never stored).
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 

@@ -26,15 +26,13 @@ from flask import Flask, current_app, has_request_context, render_template, url_
 from markupsafe import Markup, escape
 
 from . import auth, csrf, i18n
-from .models import LOG_LEVELS, Tache, progress_percent, utcnow
+from .models import LOG_LEVELS, MAX_ID, Tache, progress_percent, utcnow
 from .status import CANCELLABLE, RESTARTABLE, Status
 
 #: Characters of a result shown in the live ``_result.html`` (the task page shows all).
 RESULT_PREVIEW = 300
 #: Characters of the last log message shown in the live summary.
 MESSAGE_PREVIEW = 200
-#: Largest id a database can hold (SQLite's rowid); beyond it nothing exists.
-MAX_ID = 2**63 - 1
 #: Actions the fragment may offer, in the order of their buttons.
 ACTION_ORDER = ("cancel", "restart", "delete")
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from ..console import preview
 from ..exceptions import TacheError, TacheNotFound
-from ..models import Tache, taches_table
+from ..models import MAX_ID, Tache, taches_table
 from ..runner import run_claimed, run_one
 from ..status import FINISHED, Status
 from . import taches_cli
@@ -68,8 +68,8 @@ def parse_id(text: str) -> int:
         value = int(text)
     except ValueError:
         fail(f"{text!r} is not a task id (a positive integer)")
-    if value < 1:
-        fail(f"{text!r} is not a task id (a positive integer)")
+    if not 0 < value <= MAX_ID:
+        fail(f"{text!r} is not a task id (an integer from 1 to {MAX_ID})")
     return value
 
 

@@ -276,6 +276,13 @@ def test_cancel_restart_delete(app_ctx: Flask) -> None:
         assert (result.exit_code, "is not a task id" in result.stderr) == (2, True)
 
 
+@pytest.mark.parametrize("command", ["run", "show", "cancel", "restart", "delete"])
+def test_an_id_beyond_the_integer_column_is_one_error_line(db_ctx: Flask, command: str) -> None:
+    result = invoke(db_ctx, command, "99999999999999999999")
+    assert result.exit_code == 2
+    assert "is not a task id" in one_error_line(result)
+
+
 def test_purge_deletes_old_finished_tasks_and_their_files(db_ctx: Flask, tmp_path: Path) -> None:
     attachment = tmp_path / "data.csv"
     attachment.write_text("x\n")

@@ -41,7 +41,8 @@ def test_exit_codes() -> None:
 
 def test_parse_id() -> None:
     assert parse_id("42") == 42
-    for text in ("abc", "4.2", "", "0", "-3"):
+    assert parse_id(str(2**31 - 1)) == 2**31 - 1
+    for text in ("abc", "4.2", "", "0", "-3", str(2**31), "99999999999999999999"):
         with pytest.raises(InvalidInput, match="is not a task id"):
             parse_id(text)
 

@@ -305,3 +305,8 @@ def test_preview_and_json() -> None:
     assert templating.preview({"a": 1}) == '{"a": 1}'
     assert templating.preview("x" * 400, 10) == "x" * 9 + "…"
     assert json.loads(templating.to_json({"b": [1], "a": "é"})) == {"a": "é", "b": [1]}
+
+
+def test_render_tache_of_an_id_beyond_the_integer_column_is_nothing(any_db_app: Flask) -> None:
+    with any_db_app.test_request_context():
+        assert templating.render_tache(2**31) == Markup("")

@@ -663,3 +663,24 @@ def test_french_labels_and_questions(app: Flask) -> None:
     assert data["label"] == "En erreur"
     page = app.test_client().get("/taches/").get_data(as_text=True)
     assert '<html lang="fr">' in page and "Tâches" in page
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/taches/{id}/status", 404),
+        ("/taches/{id}/status.json", 404),
+        ("/taches/{id}", 404),
+        ("/taches/{id}/fichier", 404),
+        ("/taches/status?ids={id}", 200),  # the batch says "missing"
+        ("/taches/?before={id}", 200),  # a keyset bound beyond every id
+    ],
+)
+def test_an_id_beyond_the_integer_column_is_no_task_on_every_database(
+    any_db_app: Flask, path: str, status: int
+) -> None:
+    """2**31 fits SQLite's rowid but not PostgreSQL's INTEGER: never a 500."""
+    response = any_db_app.test_client().get(path.format(id=2**31))
+    assert response.status_code == status
+    if "ids=" in path:
+        assert response.get_json()["missing"]["ids"] == [2**31]
