@@ -19,14 +19,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Connection, bindparam, func, insert, null, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Float,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import Null
 
 from .exceptions import ParametresNotJSON
 from .loading import check_allowed, locate
-from .models import Tache, taches_table
+from .models import Tache, UTCDateTime, taches_table
 
 #: Methods a :class:`CheckedMethods` remembers before it starts over (entries).
 METHOD_CACHE_SIZE = 4096
@@ -150,6 +165,8 @@ def insert_rows(
         if dialect.insert_returning:
             return [int(conn.execute(_INSERT_ONE, params[0]).scalar_one())]
         return [_inserted_id(conn, params[0])]
+    if dialect.name == "postgresql":
+        return _insert_many_postgresql(conn, params)
     if dialect.name == "sqlite" and dialect.insert_executemany_returning:
         ids = sorted(int(i) for i in conn.execute(_INSERT_MANY_SQLITE, params).scalars())
         if ids[-1] - ids[0] + 1 != len(ids):
@@ -160,6 +177,44 @@ def insert_rows(
         return [int(i) for i in conn.execute(_INSERT_MANY, params).scalars()]
     # No ordered RETURNING for many rows (MySQL): one INSERT each, as the ORM does.
     return [_inserted_id(conn, values) for values in params]
+
+
+def _insert_many_postgresql(conn: Connection, params: list[dict[str, Any]]) -> list[int]:
+    """One ``INSERT ... SELECT FROM unnest(<one array per column>)`` for all the rows.
+
+    The multi-row VALUES form sends 14 placeholders a row, and the driver
+    parses that text again for every 1,000 rows; one array per column keeps
+    the statement short. Rows are inserted ``ORDER BY`` their position, so
+    the sequence hands them increasing ids: sorted, the ids are in the rows'
+    order (what SQLAlchemy's own ordered RETURNING relies on there).
+    """
+    keys = list(params[0])
+    arrays = [
+        bindparam(f"u_{key}", *_pg_array(conn, key, [row[key] for row in params])) for key in keys
+    ]
+    rows = func.unnest(*arrays).table_valued(*keys, with_ordinality="n").render_derived("u")
+    columns = [cast(rows.c[k], JSONB) if _is_json(k) else rows.c[k] for k in keys]
+    query = insert(taches_table).from_select(keys, select(*columns).order_by(rows.c.n))
+    return sorted(int(i) for i in conn.execute(query.returning(_ID)).scalars())
+
+
+def _is_json(key: str) -> bool:
+    return isinstance(taches_table.c[key].type, JSON)
+
+
+def _pg_array(conn: Connection, key: str, values: list[Any]) -> tuple[list[Any], ARRAY[Any]]:
+    """One column as an array and its type: JSON as text, datetimes as naive UTC."""
+    kind = taches_table.c[key].type
+    if isinstance(kind, JSON):
+        # JSON text, cast to JSONB in the SELECT; a filler null() is SQL NULL.
+        texts = [None if isinstance(v, Null) else json.dumps(v) for v in values]
+        return texts, ARRAY(String)
+    if isinstance(kind, UTCDateTime):
+        naive = [kind.process_bind_param(v, conn.dialect) for v in values]
+        return naive, ARRAY(kind.impl)
+    if isinstance(kind, (Integer, Float, String)):
+        return values, ARRAY(kind)
+    raise TypeError(f"no array type for column {key} ({kind!r})")
 
 
 def _inserted_id(conn: Connection, values: dict[str, Any]) -> int:

@@ -64,6 +64,17 @@ def test_add_many_sets_every_id_in_order(db_ctx: Flask) -> None:
     assert {r["status"] for r in stored.values()} == {Status.TO_RUN}
 
 
+def test_other_columns_a_tache_carries_are_stored_and_null_elsewhere(db_ctx: Flask) -> None:
+    carrying = Tache(method=ADD, progress={"step": 1}, hostname="here")
+    ids = taches.add_many([ADD, carrying, ADD])
+    stored = rows(ids)
+    assert [r["progress"] for r in stored] == [None, {"step": 1}, None]
+    assert [r["hostname"] for r in stored] == [None, "here", None]
+    with taches.store().read() as conn:
+        nulls = select(func.count()).where(taches_table.c.progress.is_(None))
+        assert conn.execute(nulls).scalar_one() == 2, "SQL NULL, not JSON null"
+
+
 def test_a_tache_object_is_persistent_in_the_session_after_add(db_ctx: Flask) -> None:
     tache = Tache(method=ADD, parametres={"a": 1})
     db.session.add(tache)  # already pending: add() inserts it once, not a second time
