@@ -19,7 +19,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import instance_dict
 
-from . import auth, config
+from . import auth, config, validation
 from .exceptions import (
     ConfigurationError,
     InvalidTache,
@@ -267,6 +267,7 @@ class TachesExtension:
         elif values["owner"] is None:
             values["owner"] = auth.current_owner()
         defaults.apply(values)
+        validation.validate(values)  # what every database can store
         return NewRow(values, source)
 
     def check_method(self, method: str) -> None:

@@ -205,10 +205,14 @@ def test_add_prints_the_id_and_keeps_every_option(app_ctx: Flask) -> None:
         ["tests.tasks:add", "--max-attempts", "0"],
         ["tests.tasks:add", "--timeout", "0"],
         ["tests.tasks:add", "--colour", "red"],
+        ["tests.tasks:add", "--priority", str(10**12)],
+        ["tests.tasks:add", "--signature", "s" * 300],
+        ["tests.tasks:add", "--queue", "q" * 100],
+        ["tests.tasks:add", "--timeout", "inf"],
     ],
 )
-def test_add_bad_input_is_one_line_and_saves_nothing(app_ctx: Flask, args: list[str]) -> None:
-    result = invoke(app_ctx, "add", *args)
+def test_add_bad_input_is_one_line_and_saves_nothing(db_ctx: Flask, args: list[str]) -> None:
+    result = invoke(db_ctx, "add", *args)
     assert result.exit_code == 2
     one_error_line(result)
     assert result.stdout == ""

@@ -116,6 +116,41 @@ def test_add_refuses_bad_options(app_ctx: Flask, options: dict[str, Any]) -> Non
     assert count() == 0
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"priority": 10**12},
+        {"priority": -(2**31) - 1},
+        {"max_attempts": 2**31},
+        {"signature": "s" * 256},
+        {"queue": "q" * 65},
+        {"timeout": float("inf")},
+        {"timeout": 1e300},
+        {"owner": "o" * 256},
+    ],
+    ids=[
+        "priority",
+        "negative-priority",
+        "max-attempts",
+        "signature",
+        "queue",
+        "inf",
+        "huge-timeout",
+        "owner",
+    ],
+)
+def test_add_refuses_what_a_column_cannot_store_on_any_database(
+    db_ctx: Flask, options: dict[str, Any]
+) -> None:
+    """SQLite would store these; PostgreSQL and MySQL/MariaDB answer a driver error."""
+    with pytest.raises(InvalidTache) as raised:
+        taches.add("tests.tasks:add", **options)
+    assert "\n" not in str(raised.value)
+    assert count() == 0
+    edge = {"priority": 2**31 - 1, "signature": "s" * 255, "queue": "q" * 64, "timeout": 1e30}
+    assert row(taches.add("tests.tasks:add", **edge))["signature"] == "s" * 255
+
+
 def test_run_at_aware_is_converted_and_naive_is_utc(db_ctx: Flask) -> None:
     paris_noon = datetime(2030, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     aware = taches.add("tests.tasks:add", run_at=paris_noon)
