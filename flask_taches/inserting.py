@@ -102,8 +102,8 @@ class CheckedMethods:
         key = (method, tuple(allowed))
         if key in self._accepted:
             return
-        check_allowed(method, key[1])
-        locate(method)
+        check_allowed(method, key[1])  # refused by name: nothing imported
+        locate(method, key[1])  # the walk confined to the allowlist too
         if len(self._accepted) >= self._limit:
             self._accepted.clear()  # a dynamic method per call must not grow memory
         self._accepted.add(key)

@@ -74,6 +74,8 @@ def test_add_a_tache_object_with_options(db_ctx: Flask) -> None:
     [
         ("os:getcwd", MethodRefused),
         ("json.dumps", MethodRefused),
+        ("tests.tasks:os.getcwd", MethodRefused),  # a module tests.tasks imported
+        ("tests.tasks:select", MethodRefused),  # a function it imported
         ("tests.tasks:does_not_exist", MethodNotFound),
         ("tests.nowhere:add", MethodNotFound),
         ("not a method", MethodNotFound),
