@@ -13,6 +13,7 @@ from .exceptions import (
     ParametresNotJSON,
     TacheError,
     TacheNotFound,
+    UncommittedSession,
 )
 from .extension import TachesExtension
 from .models import Tache
@@ -34,5 +35,6 @@ __all__ = [
     "TacheError",
     "TacheNotFound",
     "TachesExtension",
+    "UncommittedSession",
     "__version__",
 ]

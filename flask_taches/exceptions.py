@@ -49,5 +49,9 @@ class MissingArgument(TacheError):
     """A parameter of the task's callable could not be injected."""
 
 
+class UncommittedSession(TacheError):
+    """Commit db.session first: it holds uncommitted changes."""
+
+
 class ConfigurationError(TacheError):
     """flask-taches is not set up correctly for this application."""

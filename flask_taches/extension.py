@@ -19,11 +19,12 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import instance_dict
 
-from . import auth, config, validation
+from . import auth, config, sessions, validation
 from .exceptions import (
     ConfigurationError,
     InvalidTache,
     TacheNotFound,
+    UncommittedSession,
 )
 from .files import remove_folder, store_fichier
 from .inserting import (
@@ -101,6 +102,7 @@ class TachesExtension:
                 f"TACHES_EXECUTOR={app.config['TACHES_EXECUTOR']!r}: use 'fork' or 'subprocess'"
             )
         _attach_table(db)
+        sessions.watch(app, db)
         app.extensions["taches"] = self
         app.extensions["taches.state"] = AppState(db=db)
         self._register_web(app)
@@ -362,7 +364,7 @@ class TachesExtension:
         None when the task had already finished.
         """
         tache_id = _id_of(tache)
-        self._release_session()
+        self._release_session("cancel")
         status = self.store().cancel_now(tache_id, who or auth.current_owner() or "cli")
         self._refresh(tache)
         return status
@@ -370,14 +372,14 @@ class TachesExtension:
     def restart(self, tache: Tache | int) -> None:
         """Put a FAILED, INTERRUPTED, CANCELLED or COMPLETED task back to TO_RUN."""
         tache_id = _id_of(tache)
-        self._release_session()
+        self._release_session("restart")
         self.store().restart(tache_id)
         self._refresh(tache)
 
     def delete(self, tache: Tache | int) -> None:
         """Delete a task that is not RUNNING, with its attached file."""
         tache_id = _id_of(tache)
-        self._release_session()
+        self._release_session("delete")
         self.store().delete(tache_id)
         remove_folder(self._fichier_folder(tache_id))
         if isinstance(tache, Tache):
@@ -401,7 +403,7 @@ class TachesExtension:
         if not set(wanted) <= set(finished):
             raise InvalidTache(f"purge only deletes finished tasks ({', '.join(finished)})")
         cutoff = utcnow() - older_than
-        self._release_session()
+        self._release_session("purge")
         deleted = 0
         while ids := self.store().purge_batch(wanted, cutoff, PURGE_BATCH):
             for tache_id in ids:
@@ -409,11 +411,19 @@ class TachesExtension:
             deleted += len(ids)
         return deleted
 
-    def _release_session(self) -> None:
-        """End the request's read transaction so a SQLite writer does not wait on it."""
+    def _release_session(self, action: str) -> None:
+        """End the request's read transaction before the store writes on its own.
+
+        A session holding the caller's work (written or pending) is never
+        rolled back: :class:`UncommittedSession` says to commit it first. On
+        SQLite the store would otherwise wait for the caller's own write lock.
+        """
         session = self.db().session
-        if not session.new and not session.dirty and not session.deleted:
-            session.rollback()
+        if sessions.has_changes(session):
+            raise UncommittedSession(
+                f"commit db.session before {action}(): it holds uncommitted changes"
+            )
+        session.rollback()
 
     def _refresh(self, tache: Tache | int) -> None:
         if isinstance(tache, Tache):

@@ -22,10 +22,11 @@ from flask_taches import (
     Status,
     Tache,
     TacheNotFound,
+    UncommittedSession,
 )
 from flask_taches.models import taches_table
 from flask_taches.runner import run_one
-from tests.app import taches
+from tests.app import db, taches
 
 
 def row(tache_id: int) -> dict[str, Any]:
@@ -266,6 +267,59 @@ def test_delete_rules(db_ctx: Flask) -> None:
     assert row(first)["next_id"] is None, "the chain no longer points at it"
     with pytest.raises(TacheNotFound):
         taches.delete(second)
+
+
+@pytest.mark.parametrize("action", ["cancel", "restart", "delete", "purge"])
+def test_an_action_never_rolls_back_the_callers_uncommitted_work(
+    db_ctx: Flask, action: str
+) -> None:
+    """add(commit=False) then an action in the same request: the new task must not
+    be lost, and SQLite must not wait on the request's own write lock."""
+    other = taches.add("tests.tasks:add", parametres={"a": 1})
+    if action in ("restart", "delete"):
+        taches.cancel(other)
+    calls = {
+        "cancel": lambda: taches.cancel(other),
+        "restart": lambda: taches.restart(other),
+        "delete": lambda: taches.delete(other),
+        "purge": lambda: taches.purge(timedelta(0)),
+    }
+    new = taches.add("tests.tasks:add", parametres={"a": 2}, commit=False)
+    with pytest.raises(UncommittedSession, match=f"commit db.session before {action}\\(\\)"):
+        calls[action]()
+    db.session.commit()
+    db.session.remove()
+    assert row(new)["status"] == Status.TO_RUN, "the caller's task was kept"
+    calls[action]()  # committed: the action goes through
+
+
+def test_an_action_refuses_a_session_with_written_and_pending_changes(db_ctx: Flask) -> None:
+    other = taches.add("tests.tasks:add", parametres={"a": 1})
+    tache = Tache(method="tests.tasks:add", parametres={"a": 3})
+    taches.add(tache, commit=False)
+    tache.priority = 5  # written, and one more change pending
+    with pytest.raises(UncommittedSession):
+        taches.cancel(other)
+    db.session.commit()
+    assert row(tache.id)["priority"] == 5
+
+
+def test_an_action_refuses_a_session_with_pending_objects(db_ctx: Flask) -> None:
+    other = taches.add("tests.tasks:add", parametres={"a": 1})
+    db.session.add(Tache(method="tests.tasks:add", parametres={"a": 4}))
+    with pytest.raises(UncommittedSession):
+        taches.cancel(other)
+    assert len(db.session.new) == 1, "nothing rolled back"
+    db.session.rollback()
+
+
+def test_an_action_ends_an_idle_read_transaction(db_ctx: Flask) -> None:
+    tache_id = taches.add("tests.tasks:add", parametres={"a": 1})
+    assert taches.get(tache_id) is not None  # the session now reads in a transaction
+    assert taches.cancel(tache_id) is Status.CANCELLED
+    db.session.commit()  # the session's flag was cleared with its transaction
+    taches.restart(tache_id)
+    assert row(tache_id)["status"] == Status.TO_RUN
 
 
 # -- attached files ----------------------------------------------------------------------------
