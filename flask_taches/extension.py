@@ -38,7 +38,7 @@ from .inserting import (
     set_fichier,
 )
 from .loading import Service
-from .models import Tache, taches_table, utcnow
+from .models import MAX_ID, Tache, taches_table, utcnow
 from .status import FINISHED, Status
 from .store import PostgresStore, Store
 
@@ -339,7 +339,11 @@ class TachesExtension:
 
     def get(self, tache_id: int) -> Tache | None:
         """The task with this id, fresh from the database, or None."""
-        return self.db().session.get(Tache, int(tache_id), populate_existing=True)
+        tache_id = int(tache_id)
+        if not 0 < tache_id <= MAX_ID:
+            return None  # the column cannot hold it (PostgreSQL would raise)
+        self._fresh_read()
+        return self.db().session.get(Tache, tache_id, populate_existing=True)
 
     def get_or_raise(self, tache_id: int) -> Tache:
         tache = self.get(tache_id)
@@ -349,13 +353,25 @@ class TachesExtension:
 
     def latest(self, signature: str) -> Tache | None:
         """The newest task with this signature (the bundle's "latest task" view)."""
+        self._fresh_read()
+        query = select(Tache).where(Tache.signature == signature).order_by(Tache.id.desc())
         return (
             self.db()
-            .session.scalars(
-                select(Tache).where(Tache.signature == signature).order_by(Tache.id.desc()).limit(1)
-            )
+            .session.scalars(query.limit(1).execution_options(populate_existing=True))
             .first()
         )
+
+    def _fresh_read(self) -> None:
+        """End an idle read transaction, whose snapshot may be old, before reading.
+
+        MySQL/MariaDB's REPEATABLE READ (and any snapshot isolation) keeps
+        showing the rows as of the transaction's first read, so a caller
+        polling ``get()`` would never see its task end. A session holding the
+        caller's work is left as it is: it reads its own writes.
+        """
+        session = self.db().session
+        if session.registry.has() and not sessions.has_changes(session):
+            session.rollback()
 
     def cancel(self, tache: Tache | int, *, who: str | None = None) -> Status | None:
         """Cancel a task; a RUNNING one is stopped by its own process, on any host.

@@ -322,6 +322,46 @@ def test_an_action_ends_an_idle_read_transaction(db_ctx: Flask) -> None:
     assert row(tache_id)["status"] == Status.TO_RUN
 
 
+def test_get_and_latest_see_a_change_made_since_the_sessions_first_read(db_ctx: Flask) -> None:
+    """MySQL/MariaDB's REPEATABLE READ would keep showing the first snapshot."""
+    tache_id = taches.add("tests.tasks:add", parametres={"a": 1}, signature="fresh")
+    assert taches.get_or_raise(tache_id).status == Status.TO_RUN
+    assert taches.latest("fresh").status == Status.TO_RUN  # type: ignore[union-attr]
+    (claimed,) = taches.store().claim_batch(1, max_running=5, hostname="elsewhere")
+    taches.store().finish(tache_id, claimed.attempt, Status.COMPLETED, result=3)
+    assert taches.get_or_raise(tache_id).status == Status.COMPLETED
+    newer = Tache(method="tests.tasks:add", parametres={"a": 2}, signature="fresh")
+    with taches.store().write() as conn:  # another process adds one
+        conn.execute(taches_table.insert().values(**_row_values(newer)))
+    assert taches.latest("fresh").id > tache_id  # type: ignore[union-attr]
+
+
+def test_get_keeps_the_callers_uncommitted_work(db_ctx: Flask) -> None:
+    new = taches.add("tests.tasks:add", parametres={"a": 1}, commit=False)
+    assert taches.get_or_raise(new).status == Status.TO_RUN  # its own write, visible
+    assert taches.get(2**31) is None
+    db.session.commit()
+    db.session.remove()
+    assert row(new)["status"] == Status.TO_RUN
+
+
+def _row_values(tache: Tache) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    return {
+        "method": tache.method,
+        "parametres": tache.parametres,
+        "signature": tache.signature,
+        "status": Status.TO_RUN.value,
+        "logs": [],
+        "created_at": now,
+        "run_at": now,
+        "priority": 0,
+        "queue": "default",
+        "attempts": 0,
+        "max_attempts": 1,
+    }
+
+
 # -- attached files ----------------------------------------------------------------------------
 
 
