@@ -64,6 +64,9 @@ MIN_WAIT = 0.002  # seconds: the loop never spins faster than this
 CHILD_POLL = 0.05  # seconds between child checks where no SIGCHLD wakes us (Windows, threads)
 DB_ERROR_BACKOFF = 1.0  # seconds before claiming again after a database error
 RELISTEN_DELAY = 10.0  # seconds before listening again after the listener broke
+#: Seconds a forked child's pid may wait to be written with the next claim
+#: (one transaction for both) before it is written on its own.
+PID_DELAY = 0.05
 EXECUTORS = ("fork", "subprocess")
 
 logger = logging.getLogger(__name__)
@@ -221,6 +224,10 @@ class Manager:
         self._listener = Listener()
         self._listen_again: float | None = None
         self.claimed_count = 0
+        #: Forked children whose pid is not in their row yet: {id: (attempt, pid)}.
+        self._pids: dict[int, tuple[int, int]] = {}
+        self._pids_due: float | None = None
+        self._last_full = False  # the last claim took all it asked for
         self.executor = executor or self._make_executor(app_import_path)
 
     def _make_executor(self, app_import_path: str | None) -> Executor:
@@ -309,6 +316,8 @@ class Manager:
             reaped = self._reap()
             now = time.monotonic()
             self._enforce(now)
+            if self._pids_due is not None and now >= self._pids_due:
+                self._flush_pids(now)
             if now >= next_check:
                 self._supervise()
                 self._rescue()
@@ -345,6 +354,8 @@ class Manager:
     def _wait_for(self, now: float, end: float | None, next_check: float) -> float:
         """Seconds until the next thing the loop must do by itself."""
         due = [next_check]
+        if self._pids_due is not None:
+            due.append(self._pids_due)
         if end is not None:
             due.append(end)
         if self._drain_until is not None and self.children:
@@ -374,16 +385,22 @@ class Manager:
     def _claim(self, free: int) -> int:
         """Claim up to ``free`` tasks and start them; the number claimed, -1 on error."""
         opts = self.options
+        pids = dict(self._pids)
         try:
             claimed = self.store.claim_batch(
                 free,
                 max_running=opts.max_running,
                 queues=opts.queues or None,
                 hostname=self.hostname,
+                started=pids or None,
+                expect_work=self._last_full,
             )
         except (SQLAlchemyError, TimeoutError) as exc:
             logger.error("claim failed: %s", exc, extra={"action": "claim_error", "tache_id": None})
+            self._last_full = False
             return -1
+        self._pids_written(pids)
+        self._last_full = len(claimed) == free
         for task in claimed:
             self.claimed_count += 1
             logger.info(
@@ -394,30 +411,33 @@ class Manager:
                 extra={"action": "claim", "tache_id": task.id},
             )
             self._start(task)
-        if self.executor.name == "fork":
-            self._record_pids(claimed)
         return len(claimed)
 
-    def _record_pids(self, claimed: list[Claimed]) -> None:
-        """One write for the batch: a forked child does not open a connection to say it runs.
+    def _pids_written(self, written: Mapping[int, tuple[int, int]]) -> None:
+        for tache_id in written:
+            self._pids.pop(tache_id, None)
+        if not self._pids:
+            self._pids_due = None
 
-        Until this lands the row has no pid, and the manager beats for it
-        (``beat_unstarted``); a failure here costs the pid check of a rescue only.
+    def _flush_pids(self, now: float) -> None:
+        """Write the pids no claim took along (the manager is idle, or its slots are full).
+
+        A forked child does not open a connection to say it runs: its manager
+        knows the pid. Until it lands the row has no pid, and the manager beats
+        for it (``beat_unstarted``); a failure costs a rescue's pid check only.
         """
-        wanted = {task.id for task in claimed}
-        started = {
-            w.claimed.id: (w.claimed.attempt, pid)
-            for pid, w in self.children.items()
-            if w.claimed.id in wanted
-        }
+        pids = dict(self._pids)
         try:
-            self.store.record_pids(started, self.hostname)
+            self.store.record_pids(pids, self.hostname)
         except SQLAlchemyError as exc:
             logger.error(
                 "cannot record the pids of started tasks: %s",
                 exc,
                 extra={"action": "start_error", "tache_id": None},
             )
+            self._pids_due = now + DB_ERROR_BACKOFF
+            return
+        self._pids_written(pids)
 
     def _start(self, task: Claimed) -> None:
         self._warm(task.method)
@@ -431,6 +451,9 @@ class Manager:
         watched = Watched(child)
         if self.executor.name == "fork":
             self._arm_timeout(watched, child.started)  # a fork starts the task at once
+            self._pids[task.id] = (task.attempt, child.pid)
+            if self._pids_due is None:
+                self._pids_due = child.started + PID_DELAY
         self.children[child.pid] = watched
         logger.info(
             "started task %s in process %s (%s)",
@@ -492,6 +515,7 @@ class Manager:
         exited = [w for w in self.children.values() if w.child.poll() is not None]
         for watched in exited:
             del self.children[watched.child.pid]
+            self._pids.pop(watched.claimed.id, None)  # its row has ended or will, pid or not
         self._ended.extend(exited)
         if self._ended:
             self._settle()

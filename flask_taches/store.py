@@ -613,6 +613,8 @@ class Store:
         max_running: int,
         queues: Sequence[str] | None = None,
         hostname: str | None = None,
+        started: Mapping[int, tuple[int, int]] | None = None,
+        expect_work: bool = False,
     ) -> list[Claimed]:
         """Make up to ``limit`` ready tasks RUNNING, in claim order; returns them.
 
@@ -621,10 +623,18 @@ class Store:
         RUNNING tasks is read inside the same locked transaction as the claim,
         so all managers together never exceed ``max_running``, and a task is
         claimed by one of them only.
+
+        ``started`` (``{id: (attempt, pid)}``) are recorded in the same
+        transaction, as :meth:`record_pids` would. ``expect_work`` says the
+        caller's last claim was full: a store that looks before it locks
+        (SQLite) goes straight to the claim.
         """
         if limit <= 0 or max_running <= 0:
+            self.record_pids(started or {}, hostname)
             return []
         with self._claim_transaction() as conn:
+            if started:
+                self._record_pids_in(conn, started, hostname)
             return self._claim_in(conn, limit, max_running, queues, hostname)
 
     @contextmanager
@@ -703,6 +713,13 @@ class Store:
         """
         if not started:
             return
+        with self.write() as conn:
+            self._record_pids_in(conn, started, hostname)
+
+    @staticmethod
+    def _record_pids_in(
+        conn: Connection, started: Mapping[int, tuple[int, int]], hostname: str | None
+    ) -> None:
         t = taches_table.c
         query = (
             update(taches_table)
@@ -715,8 +732,7 @@ class Store:
             .values(pid=bindparam("b_pid"), hostname=hostname)
         )
         rows = [{"b_id": i, "b_attempt": a, "b_pid": pid} for i, (a, pid) in started.items()]
-        with self.write() as conn:
-            conn.execute(query, rows)
+        conn.execute(query, rows)
 
     def attempts_state(self, ids: Sequence[int]) -> dict[int, AttemptState]:
         """Where the given tasks stand now (the manager supervising its children)."""
@@ -989,13 +1005,20 @@ class SQLiteStore(Store):
         max_running: int,
         queues: Sequence[str] | None = None,
         hostname: str | None = None,
+        started: Mapping[int, tuple[int, int]] | None = None,
+        expect_work: bool = False,
     ) -> list[Claimed]:
         # Read first, without the write lock: most wake-ups of an idle manager
         # find nothing to claim, and running tasks need that lock to beat and end.
-        with self.read() as conn:
-            if not self._claimable(conn, max_running, queues):
+        if not expect_work:
+            with self.read() as conn:
+                claimable = self._claimable(conn, max_running, queues)
+            if not claimable:
+                self.record_pids(started or {}, hostname)
                 return []
-        return super().claim_batch(limit, max_running=max_running, queues=queues, hostname=hostname)
+        return super().claim_batch(
+            limit, max_running=max_running, queues=queues, hostname=hostname, started=started
+        )
 
     def listener(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None
