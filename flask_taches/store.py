@@ -22,7 +22,7 @@ import random
 import select as _select
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,22 +109,29 @@ class Prepared:
     def __init__(self, statement: Any, dialect: Any) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql: str = compiled.string
-        self._compiled = compiled
         self._positions: tuple[str, ...] | None = (
             tuple(compiled.positiontup or ()) if dialect.positional else None
         )
         self._processors: dict[str, Callable[[Any], Any]] = {}
+        #: The values the statement itself fixes, processed here once.
+        self._fixed: dict[str, Any] = {}
+        rendered = set(compiled.bind_names.values())
         for name, bind in compiled.binds.items():
+            if name not in rendered:
+                continue  # an anonymous parameter's key before naming
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._processors[name] = processor
+            if not bind.required:
+                value = bind.effective_value
+                self._fixed[name] = processor(value) if processor is not None else value
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """What the DBAPI cursor takes for ``values`` (the statement's bindparam names)."""
-        params = self._compiled.construct_params(dict(values))
-        for name, processor in self._processors.items():
-            if name in params:
-                params[name] = processor(params[name])
+        params = dict(self._fixed)
+        for name, value in values.items():
+            processor = self._processors.get(name)
+            params[name] = processor(value) if processor is not None else value
         if self._positions is None:
             return params
         return tuple(params[name] for name in self._positions)
@@ -318,7 +325,8 @@ class Store:
         with a backed-off ``run_at``; a chain moves on or is cancelled.
         """
         # Most ends: one fenced UPDATE on a bare connection. When it changes
-        # nothing (fenced out, or a chain follows) the locked path decides.
+        # nothing (fenced out, a chain follows, a cancel was asked) the locked
+        # path decides.
         if (
             status is Status.COMPLETED
             and logs is not None
@@ -334,7 +342,7 @@ class Store:
     _completions: dict[bool, Prepared] | None = None
 
     def _completion(self, with_progress: bool) -> Prepared:
-        """``UPDATE`` to COMPLETED, fenced, for a task that no chain follows."""
+        """``UPDATE`` to COMPLETED, fenced, for a task no chain follows and no cancel asked."""
         if self._completions is None:
             t = taches_table.c
             prepared: dict[bool, Prepared] = {}
@@ -355,6 +363,7 @@ class Store:
                         & (t.attempts == bindparam("b_attempt"))
                         & (t.status == _RUNNING)
                         & t.next_id.is_(None)
+                        & t.cancel_requested_at.is_(None)
                     )
                     .values(**values)
                 )
@@ -382,7 +391,11 @@ class Store:
                 "b_progress": progress,
             }
         )
-        raw = self.engine.raw_connection()
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            raw = self._raw_connection()
+        except dbapi_error:
+            return False  # the locked path tries again, and raises as SQLAlchemy does
         try:
             cursor = raw.cursor()
             try:
@@ -396,8 +409,16 @@ class Store:
             else:
                 raw.rollback()
             return changed
+        except dbapi_error:
+            with suppress(dbapi_error):
+                raw.rollback()
+            return False  # nothing committed: the locked path decides
         finally:
             raw.close()
+
+    def _raw_connection(self) -> Any:
+        """A DBAPI connection for :class:`Prepared` statements."""
+        return self.engine.raw_connection()
 
     def _raw_begin(self, cursor: Any) -> None:
         """Begin a write transaction on a bare DBAPI cursor (drivers begin implicitly)."""
@@ -940,6 +961,18 @@ class SQLiteStore(Store):
 
     def _raw_begin(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
+
+    def _raw_connection(self) -> Any:
+        # The pool and its connect event cost a just-forked process more than the
+        # write itself. WAL is the file's own (set by the engine's first connection,
+        # always made before a task ends); synchronous is per connection.
+        path = self.engine.url.database
+        if not path or path == ":memory:" or self.engine.url.query:
+            return super()._raw_connection()
+        dbapi = self.engine.dialect.loaded_dbapi
+        raw = dbapi.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
+        raw.execute("PRAGMA synchronous=NORMAL")
+        return raw
 
     @staticmethod
     def own_engine(app_engine: Engine) -> Engine:
