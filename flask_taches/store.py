@@ -443,7 +443,18 @@ class Store:
             values["progress"] = progress
         final = status
         retryable = status in (Status.FAILED, Status.INTERRUPTED)
-        if retryable and row["attempts"] < (row["max_attempts"] or 1):
+        if retryable and row["cancel_requested_at"] is not None:
+            # Its process ended before acting on the cancel: the cancel stands.
+            final = Status.CANCELLED
+            asker = row["cancel_requested_by"] or "someone"
+            logs.append(
+                log_entry(
+                    "warning",
+                    f"cancelled by {asker}: attempt {row['attempts']} ended {status.value} "
+                    "before acting on it, so it is not retried",
+                )
+            )
+        elif retryable and row["attempts"] < (row["max_attempts"] or 1):
             delay = retry_delay(row["attempts"], self.retry_base)
             final = Status.TO_RUN
             values["run_at"] = now + timedelta(seconds=delay)

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, select, update
 
-from flask_taches import Status
+from flask_taches import Status, Tache
 from flask_taches.models import taches_table, utcnow
 from flask_taches.store import Store
 from tests.app import db, taches
@@ -163,10 +163,11 @@ def test_attempts_state_and_fenced_end(db_ctx: Flask) -> None:
     assert state.cancel_requested_by == "alice" and state.cancel_requested_at is not None
     assert store().end_attempt(tache_id, 2, Status.INTERRUPTED, "wrong attempt") is None
     final = store().end_attempt(tache_id, claimed.attempt, Status.INTERRUPTED, "killed by signal 9")
-    assert final is Status.INTERRUPTED
+    assert final is Status.CANCELLED, "the cancel asked before it died stands"
     stored = row(tache_id)
-    assert stored["status"] == Status.INTERRUPTED
-    assert stored["logs"][-1]["message"] == "killed by signal 9"
+    assert stored["status"] == Status.CANCELLED
+    assert stored["logs"][-2]["message"] == "killed by signal 9"
+    assert stored["logs"][-1]["message"].startswith("cancelled by alice")
     assert store().end_attempt(tache_id, claimed.attempt, Status.FAILED, "again") is None
 
 
@@ -327,3 +328,28 @@ def test_the_claim_reads_its_index_in_order_without_sorting(app_ctx: Flask) -> N
             )
             assert "ix_taches_ready" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
+
+
+def messages(tache_id: int) -> list[str]:
+    return [entry["message"] for entry in row(tache_id)["logs"]]
+
+
+@pytest.mark.parametrize("ended", [Status.INTERRUPTED, Status.FAILED])
+def test_a_cancel_outlives_a_process_that_ends_before_acting_on_it(
+    db_ctx: Flask, ended: Status
+) -> None:
+    """The process died (or failed) with the cancel flag raised: no retry, CANCELLED."""
+    first, second = taches.chain(Tache(method=NOOP, max_attempts=3), NOOP)
+    db.session.remove()
+    (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    assert taches.cancel(first, who="alice") is Status.RUNNING
+    db.session.remove()
+    if ended is Status.INTERRUPTED:
+        final = store().end_attempt(first, claimed.attempt, ended, "process died")
+    else:
+        final = store().finish(first, claimed.attempt, ended, logs=[])
+    assert final is Status.CANCELLED
+    assert row(first)["status"] == Status.CANCELLED
+    assert "cancelled by alice" in messages(first)[-1]
+    assert row(second)["status"] == Status.CANCELLED, "the rest of the chain too"
+    assert store().claim_batch(5, max_running=5, hostname=HOST) == []
