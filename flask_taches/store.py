@@ -31,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -478,10 +479,14 @@ class Store:
         """Start the next task of a chain, or cancel the rest of it."""
         t = taches_table.c
         if ended is Status.COMPLETED:
+            now = utcnow()
             conn.execute(
                 update(taches_table)
                 .where((t.id == next_id) & (t.status == Status.WAITING.value))
-                .values(status=Status.TO_RUN.value, run_at=utcnow())
+                # Not before its own run_at, if that is later than now.
+                .values(
+                    status=Status.TO_RUN.value, run_at=case((t.run_at > now, t.run_at), else_=now)
+                )
             )
             self.notify_added(conn, "")
             return

@@ -353,3 +353,14 @@ def test_a_cancel_outlives_a_process_that_ends_before_acting_on_it(
     assert "cancelled by alice" in messages(first)[-1]
     assert row(second)["status"] == Status.CANCELLED, "the rest of the chain too"
     assert store().claim_batch(5, max_running=5, hostname=HOST) == []
+
+
+def test_a_chained_task_keeps_its_own_later_run_at(db_ctx: Flask) -> None:
+    later = utcnow() + timedelta(days=1)
+    first, second = taches.chain(NOOP, Tache(method=NOOP, run_at=later))
+    db.session.remove()
+    (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
+    assert store().finish(first, claimed.attempt, Status.COMPLETED, logs=[]) is Status.COMPLETED
+    assert row(second)["status"] == Status.TO_RUN
+    assert abs(row(second)["run_at"] - later) < timedelta(seconds=1)
+    assert store().claim_batch(1, max_running=5, hostname=HOST) == [], "not before its run_at"
