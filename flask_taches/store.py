@@ -475,8 +475,15 @@ class Store:
             self._follow_chain(conn, row["id"], row["next_id"], final)
         return final
 
-    def _follow_chain(self, conn: Connection, tache_id: int, next_id: int, ended: Status) -> None:
-        """Start the next task of a chain, or cancel the rest of it."""
+    def _follow_chain(
+        self,
+        conn: Connection,
+        tache_id: int,
+        next_id: int,
+        ended: Status,
+        reason: str | None = None,
+    ) -> None:
+        """Start the next task of a chain, or cancel the rest of it (logging ``reason``)."""
         t = taches_table.c
         if ended is Status.COMPLETED:
             now = utcnow()
@@ -490,7 +497,7 @@ class Store:
             )
             self.notify_added(conn, "")
             return
-        reason = f"cancelled: task {tache_id} before it in the chain ended {ended.value}"
+        reason = reason or f"cancelled: task {tache_id} before it in the chain ended {ended.value}"
         current: int | None = next_id
         seen: set[int] = set()
         while current is not None and current not in seen:
@@ -597,9 +604,16 @@ class Store:
                 self._delete_ids(conn, ids)
         return ids
 
-    @staticmethod
-    def _delete_ids(conn: Connection, ids: Sequence[int]) -> None:
+    def _delete_ids(self, conn: Connection, ids: Sequence[int]) -> None:
         t = taches_table.c
+        # The tasks waiting on a deleted one would wait forever: cancel them.
+        chained = conn.execute(
+            select(t.id, t.next_id).where(t.id.in_(list(ids)) & t.next_id.is_not(None))
+        ).all()
+        for tache_id, next_id in chained:
+            if next_id not in ids:
+                reason = f"cancelled: task {tache_id} before it in the chain was deleted"
+                self._follow_chain(conn, tache_id, next_id, Status.CANCELLED, reason)
         # Unlink first: SQLite does not enforce the foreign key's ON DELETE SET NULL.
         conn.execute(update(taches_table).where(t.next_id.in_(list(ids))).values(next_id=None))
         conn.execute(delete(taches_table).where(t.id.in_(list(ids))))

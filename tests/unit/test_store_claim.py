@@ -364,3 +364,24 @@ def test_a_chained_task_keeps_its_own_later_run_at(db_ctx: Flask) -> None:
     assert row(second)["status"] == Status.TO_RUN
     assert abs(row(second)["run_at"] - later) < timedelta(seconds=1)
     assert store().claim_batch(1, max_running=5, hostname=HOST) == [], "not before its run_at"
+
+
+def test_deleting_a_task_of_a_chain_cancels_the_tasks_waiting_on_it(db_ctx: Flask) -> None:
+    first, second, third = taches.chain(NOOP, NOOP, NOOP)
+    taches.delete(second)
+    assert row(third)["status"] == Status.CANCELLED
+    assert f"task {second} before it in the chain was deleted" in messages(third)[-1]
+    (claimed,) = store().claim_batch(5, max_running=5, hostname=HOST)
+    assert claimed.id == first
+    assert store().finish(first, claimed.attempt, Status.COMPLETED, logs=[]) is Status.COMPLETED
+    head, tail = taches.chain(NOOP, NOOP)
+    taches.delete(head)
+    assert row(tail)["status"] == Status.CANCELLED
+
+
+def test_purging_a_finished_task_cancels_a_task_still_waiting_on_it(db_ctx: Flask) -> None:
+    first, second = taches.chain(NOOP, NOOP)
+    # A finished task whose successor still waits (e.g. edited by hand): purge must not strand it.
+    set_columns(first, status=Status.COMPLETED.value, ended_at=utcnow() - timedelta(days=2))
+    assert taches.purge(timedelta(days=1)) == 1
+    assert row(second)["status"] == Status.CANCELLED
