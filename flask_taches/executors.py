@@ -17,8 +17,10 @@ manager only watches it (:meth:`Child.poll`) and stops it when it must
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -38,8 +40,12 @@ EXIT_ENDED = 1  # the task's end is recorded: another status
 EXIT_NOT_RUN = 2  # the attempt was not (or no longer) this process's
 EXIT_CRASHED = 3  # the child failed outside the task (its traceback is on stderr)
 #: Linux: the kernel's OOM killer picks a task's process before its manager.
-CHILD_OOM_SCORE_ADJ = "500"
+CHILD_OOM_SCORE_ADJ = b"500"
 IS_WINDOWS = sys.platform == "win32"
+END_BOARD_SLOTS = 4096  # forked children a manager can hear from at once (8 bytes each)
+_SLOT = struct.Struct("<Q")  # a token (the high 56 bits) and a status code (the low 8)
+_NOT_RUN_CODE = 0xFF  # the attempt was not, or no longer, this process's
+_STATUSES = list(Status)
 
 
 def exit_code(status: Status | None) -> int:
@@ -60,6 +66,47 @@ def describe_exit(returncode: int) -> str:
     return f"was killed by signal {-returncode} ({name})"
 
 
+class EndBoard:
+    """Memory shared with forked children, where each says its end is recorded.
+
+    Its manager then need not read the row back after the exit. One 8-byte
+    slot per running child: zeroed before the fork, written by the child once
+    :func:`run_claimed` has returned (the end stored, or nothing to store).
+    A child that dies or leaves any other way (a crash, the task calling
+    ``os._exit``, a signal) leaves it zero, and the manager reads the row.
+    """
+
+    def __init__(self, slots: int = END_BOARD_SLOTS) -> None:
+        self._map = mmap.mmap(-1, slots * _SLOT.size)  # shared and anonymous
+        self._free = list(range(slots - 1, -1, -1))
+        self._tokens = 0
+
+    def take(self) -> tuple[int, int] | None:
+        """A zeroed slot and a fresh token for the next child; None when all are taken."""
+        if not self._free:
+            return None
+        slot = self._free.pop()
+        self._tokens += 1
+        _SLOT.pack_into(self._map, slot * _SLOT.size, 0)
+        return slot, self._tokens
+
+    def post(self, place: tuple[int, int], status: Status | None) -> None:
+        """In the child, after its end is recorded (``status``) or found not its own (None)."""
+        slot, token = place
+        code = _NOT_RUN_CODE if status is None else _STATUSES.index(status)
+        _SLOT.pack_into(self._map, slot * _SLOT.size, token << 8 | code)
+
+    def collect(self, place: tuple[int, int]) -> tuple[bool, Status | None]:
+        """In the manager, once the child is reaped: (posted, status); frees the slot."""
+        slot, token = place
+        (value,) = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+        self._free.append(slot)
+        if value >> 8 != token:
+            return False, None
+        code = value & 0xFF
+        return True, None if code == _NOT_RUN_CODE else _STATUSES[code]
+
+
 class Child(ABC):
     """One task's process, as its manager sees it."""
 
@@ -69,6 +116,10 @@ class Child(ABC):
         self.started = time.monotonic()
         #: Exit status once reaped: >= 0 an exit code, < 0 the signal that killed it.
         self.returncode: int | None = None
+        #: Once reaped: the process said its end is recorded (or not its own to record).
+        self.end_known = False
+        #: With ``end_known``: the status it stored, None when the row was not its own.
+        self.ended_as: Status | None = None
 
     @abstractmethod
     def poll(self) -> int | None:
@@ -93,6 +144,17 @@ class Child(ABC):
 
 
 class ForkedChild(Child):
+    def __init__(
+        self,
+        claimed: Claimed,
+        pid: int,
+        board: EndBoard | None = None,
+        place: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(claimed, pid)
+        self._board = board
+        self._place = place
+
     def poll(self) -> int | None:
         if self.returncode is not None:
             return self.returncode
@@ -101,10 +163,13 @@ class ForkedChild(Child):
         except ChildProcessError:
             # Reaped elsewhere (e.g. SIGCHLD ignored): its status is lost.
             self.returncode = 255
-            return self.returncode
-        if pid == 0:
-            return None
-        self.returncode = os.waitstatus_to_exitcode(status)
+        else:
+            if pid == 0:
+                return None
+            self.returncode = os.waitstatus_to_exitcode(status)
+        if self._board is not None and self._place is not None:
+            self.end_known, self.ended_as = self._board.collect(self._place)
+            self._place = None
         return self.returncode
 
 
@@ -156,6 +221,7 @@ class ForkExecutor(Executor):
         self.app = app
         self.verbosity = verbosity
         self.after_fork = list(after_fork)
+        self.board = EndBoard()
         engine = app.extensions["taches.state"].db.engine
         if engine.dialect.name == "sqlite":
             # A SQLite connection open across a fork shares its locking state with
@@ -166,12 +232,18 @@ class ForkExecutor(Executor):
         # Buffered output would otherwise be written twice, by parent and child.
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        place = self.board.take()
+        try:
+            pid = os.fork()
+        except OSError:
+            if place is not None:
+                self.board.collect(place)
+            raise
         if pid == 0:
-            self._child(claimed)
-        return ForkedChild(claimed, pid)
+            self._child(claimed, place)
+        return ForkedChild(claimed, pid, self.board, place)
 
-    def _child(self, claimed: Claimed) -> NoReturn:
+    def _child(self, claimed: Claimed, place: tuple[int, int] | None) -> NoReturn:
         code = EXIT_CRASHED
         try:
             os.setsid()
@@ -184,6 +256,8 @@ class ForkExecutor(Executor):
                     claimed.id, claimed.attempt, verbosity=self.verbosity, row=claimed.row
                 )
                 code = exit_code(status)
+            if place is not None:
+                self.board.post(place, status)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -203,8 +277,13 @@ class ForkExecutor(Executor):
 def _raise_oom_score() -> None:
     """Make this process the OOM killer's first pick rather than its manager (Linux)."""
     # Not Linux, or no /proc: the kernel picks by size alone, which still favours the task.
-    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
-        f.write(CHILD_OOM_SCORE_ADJ)
+    # os.open/os.write: a file object would cost the just-forked process more.
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, CHILD_OOM_SCORE_ADJ)
+        finally:
+            os.close(fd)
 
 
 class SubprocessExecutor(Executor):

@@ -523,6 +523,14 @@ class Manager:
 
     def _settle(self) -> None:
         """For each exited child: its end as recorded, or INTERRUPTED/its verdict if none."""
+        known = [w for w in self._ended if w.child.end_known]
+        if known:
+            self._ended = [w for w in self._ended if not w.child.end_known]
+            for watched in known:  # the child said so: no need to read the row
+                ended_as = watched.child.ended_as
+                self._log_end(watched, ended_as.value if ended_as else "not this attempt's")
+            if not self._ended:
+                return
         try:
             states = self.store.attempts_state([w.claimed.id for w in self._ended])
         except SQLAlchemyError as exc:
@@ -538,7 +546,6 @@ class Manager:
             assert child.returncode is not None
             state = states.get(task.id)
             how = describe_exit(child.returncode)
-            elapsed = time.monotonic() - child.started
             if (
                 state is not None
                 and state.status is Status.RUNNING
@@ -568,15 +575,20 @@ class Manager:
                 shown = f"superseded by attempt {state.attempts}"
             else:
                 shown = state.status.value
-            logger.info(
-                "ended task %s: %s in %.2f s (process %s %s)",
-                task.id,
-                shown,
-                elapsed,
-                child.pid,
-                how,
-                extra={"action": "end", "tache_id": task.id},
-            )
+            self._log_end(watched, shown)
+
+    def _log_end(self, watched: Watched, shown: str) -> None:
+        child = watched.child
+        assert child.returncode is not None
+        logger.info(
+            "ended task %s: %s in %.2f s (process %s %s)",
+            watched.claimed.id,
+            shown,
+            time.monotonic() - child.started,
+            child.pid,
+            describe_exit(child.returncode),
+            extra={"action": "end", "tache_id": watched.claimed.id},
+        )
 
     def _record_end(self, task: Claimed, status: Status, message: str) -> Status | None:
         return self.store.end_attempt(task.id, task.attempt, status, message)
