@@ -98,6 +98,17 @@ class Rescued:
     reason: str
 
 
+@dataclass(frozen=True)
+class Overdue:
+    """A task of this host past its timeout and grace (:meth:`Store.overdue_here`)."""
+
+    id: int
+    attempt: int
+    pid: int
+    started_at: datetime
+    timeout: float
+
+
 class Prepared:
     """A statement compiled once for a dialect, then run on a bare DBAPI cursor.
 
@@ -850,8 +861,11 @@ class Store:
     ) -> list[Rescued]:
         """INTERRUPT the RUNNING tasks whose process is dead; returns what it did.
 
-        Dead means: no heartbeat for ``heartbeat_timeout`` seconds (any host), or,
-        on this ``hostname``, a recorded pid that ``is_alive`` says is gone.
+        Dead means: no heartbeat for ``heartbeat_timeout`` seconds, or, on this
+        ``hostname``, a recorded pid that ``is_alive`` says is gone. On this host
+        a live pid outweighs a silent heartbeat: a task holding the GIL in a long
+        C call, or waiting on a lock, misses beats while it works; its timeout
+        (see :meth:`overdue_here`) stops it, not its silence.
         """
         now = utcnow()
         cutoff = now - timedelta(seconds=heartbeat_timeout)
@@ -867,7 +881,10 @@ class Store:
         rescued: list[Rescued] = []
         for row in rows:
             stale_before: datetime | None = None
+            here = row.pid is not None and hostname is not None and row.hostname == hostname
             if row.heartbeat_at is None or row.heartbeat_at < cutoff:
+                if here and is_alive(row.pid):
+                    continue
                 silent = (now - row.heartbeat_at).total_seconds() if row.heartbeat_at else None
                 reason = (
                     f"no heartbeat for {silent:.1f}s (limit {heartbeat_timeout:g}s)"
@@ -875,7 +892,7 @@ class Store:
                     else "RUNNING without any heartbeat"
                 )
                 stale_before = cutoff
-            elif row.pid is not None and row.hostname == hostname and not is_alive(row.pid):
+            elif here and not is_alive(row.pid):
                 reason = f"process {row.pid} on {hostname} is gone without recording an end"
             else:
                 continue
@@ -883,6 +900,26 @@ class Store:
             if final is not None:
                 rescued.append(Rescued(row.id, int(row.attempts), final, reason))
         return rescued
+
+    def overdue_here(self, hostname: str, grace: float) -> list[Overdue]:
+        """RUNNING tasks of this host still running ``grace`` s past their timeout."""
+        t = taches_table.c
+        with self.read() as conn:
+            rows = conn.execute(
+                select(t.id, t.attempts, t.pid, t.started_at, t.timeout).where(
+                    (t.status == _RUNNING)
+                    & (t.hostname == hostname)
+                    & t.pid.is_not(None)
+                    & t.timeout.is_not(None)
+                )
+            ).all()
+        now = utcnow()
+        return [
+            Overdue(row.id, int(row.attempts), int(row.pid), row.started_at, float(row.timeout))
+            for row in rows
+            if row.started_at is not None
+            and now > row.started_at + timedelta(seconds=float(row.timeout) + grace)
+        ]
 
     def _interrupt_if(
         self, tache_id: int, attempt: int, reason: str, stale_before: datetime | None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from sqlalchemy.orm import defer
 from . import auth, csrf, i18n
 from .exceptions import InvalidTransition, TacheError, TacheNotFound
 from .models import Tache
+from .processes import pid_alive
 from .status import UNFINISHED, Status
 from .templating import MAX_ID, render_result, render_status
 
@@ -537,8 +539,8 @@ def rescue_stale() -> None:
 
     The managers do it every round; a page does it too (at most once per
     ``TACHES_HEARTBEAT`` seconds per process) so that a task whose host died
-    while no manager runs does not show RUNNING forever. Heartbeats only: a pid
-    means nothing on the web server's host.
+    while no manager runs does not show RUNNING forever. A task of this very
+    host whose process lives is left to its timeout, as a manager would.
     """
     ext = _ext()
     extras = ext.state().extras
@@ -547,11 +549,7 @@ def rescue_stale() -> None:
         return
     extras[_RESCUED_AT] = now
     timeout = float(current_app.config["TACHES_HEARTBEAT_TIMEOUT"])
-    ext.store().rescue(heartbeat_timeout=timeout, hostname=None, is_alive=_unknown)
-
-
-def _unknown(pid: int) -> bool:
-    return True  # never asked: with hostname=None only heartbeats are judged
+    ext.store().rescue(heartbeat_timeout=timeout, hostname=socket.gethostname(), is_alive=pid_alive)
 
 
 @blueprint.before_app_request

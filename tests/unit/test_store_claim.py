@@ -17,6 +17,7 @@ from sqlalchemy import event, select, update
 
 from flask_taches import Status, Tache
 from flask_taches.models import taches_table, utcnow
+from flask_taches.processes import pid_alive
 from flask_taches.store import Store
 from tests.app import db, taches
 
@@ -200,6 +201,31 @@ def test_rescue_finds_a_dead_local_process_at_once(db_ctx: Flask) -> None:
     assert "999999" in rescued[0].reason
     assert row(alive)["status"] == Status.RUNNING
     assert row(remote)["status"] == Status.RUNNING
+
+
+def test_rescue_spares_a_silent_task_whose_process_lives_here(db_ctx: Flask) -> None:
+    """A long C call holding the GIL misses beats: its live pid says it is working."""
+    working, dead, remote = add(3)
+    store().claim_batch(3, max_running=5, hostname=HOST)
+    stale = utcnow() - timedelta(seconds=60)
+    set_columns(working, heartbeat_at=stale, pid=os.getpid())
+    set_columns(dead, heartbeat_at=stale, pid=999_999)
+    set_columns(remote, heartbeat_at=stale, pid=os.getpid(), hostname="another-host")
+    rescued = store().rescue(heartbeat_timeout=30, hostname=HOST, is_alive=pid_alive)
+    assert sorted(r.id for r in rescued) == sorted([dead, remote])
+    assert row(working)["status"] == Status.RUNNING
+
+
+def test_overdue_here_lists_this_hosts_tasks_past_timeout_and_grace(db_ctx: Flask) -> None:
+    overdue, in_grace, no_limit, remote = add(4, timeout=10)
+    store().claim_batch(4, max_running=5, hostname=HOST)
+    now = utcnow()
+    set_columns(overdue, pid=4242, started_at=now - timedelta(seconds=20))
+    set_columns(in_grace, pid=4243, started_at=now - timedelta(seconds=12))
+    set_columns(no_limit, pid=4244, started_at=now - timedelta(hours=1), timeout=None)
+    set_columns(remote, pid=4245, started_at=now - timedelta(hours=1), hostname="another-host")
+    found = store().overdue_here(HOST, grace=5)
+    assert [(o.id, o.pid, o.timeout) for o in found] == [(overdue, 4242, 10.0)]
 
 
 def test_rescue_leaves_a_task_that_beat_meanwhile(
