@@ -554,14 +554,19 @@ class Attempt:
         assert stop is not None
         note = f"the task did not stop within {grace:g} s of being asked; its process exits"
         logger.error("task %s: %s", self.tache_id, note, extra=self._log_extra("abandoned"))
-        if stop.status is not None:
-            entries = [log_entry(stop.level, stop.message), log_entry("error", note)]
-            self._record(stop.status, None, entries)
-        if self.console is not None:
-            self.console.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(ABANDONED_EXIT_CODE)
+        try:
+            if stop.status is not None:
+                entries = [log_entry(stop.level, stop.message), log_entry("error", note)]
+                self._record(stop.status, None, entries)
+            if self.console is not None:
+                self.console.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            # Whatever failed above (the database down, a closed pipe), the process
+            # must go: a live, beating process would keep the row RUNNING for ever.
+            # Its row, if unrecorded, is then rescued as any dead task's.
+            os._exit(ABANDONED_EXIT_CODE)
 
     # -- signals and session --------------------------------------------------------
 

@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from flask_taches import Status
 from flask_taches.models import taches_table
+from flask_taches.processes import pid_alive
 from tests import app as test_app
 from tests.app import taches
 
@@ -191,3 +192,46 @@ def test_the_hidden_attempt_option_runs_a_claimed_row(
     stored = read(second_connection, tache_id)
     assert (code, stored["status"], stored["result"]) == (0, Status.COMPLETED, 11)
     assert stored["attempts"] == attempt
+
+
+#: Runs one task with a database that refuses to record any end (locked, restarting).
+REFUSING_DATABASE = """
+import sys
+from sqlalchemy.exc import OperationalError
+from flask_taches import runner
+from flask_taches.store import Store
+from tests.app import create_app
+
+def refuse(*args, **kwargs):
+    raise OperationalError("UPDATE taches", {}, Exception("database is locked"))
+
+Store.finish = refuse
+runner.FINISH_RETRY_DELAY = 0.01
+with create_app().app_context():
+    runner.run_one(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.taches_config(TACHES_HEARTBEAT=0.2)
+def test_a_deaf_task_whose_end_cannot_be_recorded_still_leaves(app: Flask) -> None:
+    """Its process exits all the same: a live, beating process would hold the row for ever."""
+    with app.app_context():
+        tache_id = add("tests.tasks:stubborn", parametres={"seconds": WAIT}, timeout=0.3)
+    process = subprocess.run(
+        [sys.executable, "-c", REFUSING_DATABASE, str(tache_id)],
+        cwd=ROOT,
+        env=flask_env({**FAST, "TACHES_KILL_GRACE": "0.5"}),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert process.returncode == 1, process.stderr
+    with app.app_context():
+        store = taches.store()
+        stored = taches.get_or_raise(tache_id)
+        assert stored.status == Status.RUNNING and stored.pid is not None
+        # Nothing recorded its end, but its process is gone: the rescue settles it.
+        (rescued,) = store.rescue(
+            heartbeat_timeout=3600, hostname=stored.hostname, is_alive=pid_alive
+        )
+        assert (rescued.id, rescued.status) == (tache_id, Status.INTERRUPTED)
