@@ -228,6 +228,8 @@ class Manager:
         self._pids: dict[int, tuple[int, int]] = {}
         self._pids_due: float | None = None
         self._last_full = False  # the last claim took all it asked for
+        #: Free slots a backlog waits for before the next claim.
+        self._batch = max(1, options.max_running // 2)
         self.executor = executor or self._make_executor(app_import_path)
 
     def _make_executor(self, app_import_path: str | None) -> Executor:
@@ -326,14 +328,19 @@ class Manager:
             if not claiming and not self.children and not self._ended:
                 return
             free = opts.max_running - len(self.children)
-            if claiming and free > 0 and (more or reaped or now >= next_poll):
+            # A backlog is claimed by half the slots at a time: each claim round
+            # and fork costs the manager page copies (its children share its
+            # memory), so fewer, larger rounds cost less per task.
+            gathering = self._last_full and free < self._batch and bool(self.children)
+            claimable = claiming and free > 0 and not gathering
+            if claimable and (more or reaped or now >= next_poll):
                 got = self._claim(free)
                 next_poll = time.monotonic() + (opts.poll if got >= 0 else DB_ERROR_BACKOFF)
                 more = got == free
                 if got > 0:
                     continue
             wait = self._wait_for(now, end if claiming else None, next_check)
-            if claiming and free > 0:
+            if claimable:
                 wait = min(wait, max(0.0, next_poll - now))
                 more = self._wait_for_work(wait)
             else:
