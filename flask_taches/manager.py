@@ -56,6 +56,7 @@ from .executors import (
 )
 from .loading import check_allowed
 from .models import utcnow
+from .processes import pid_alive, started_near
 from .status import Status
 from .store import Claimed, Listener, Store
 
@@ -167,23 +168,15 @@ class Watched:
             self.deadline = Deadline(at, status, message, record_first)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host and is not a zombie."""
-    if sys.platform == "win32":
-        return True  # no cheap check without side effects: heartbeats decide there
+def _kill_process_group(pid: int) -> None:
+    """SIGKILL a task's process and its own children (a forked task leads its group)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: it exists
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            stat = f.read()
-    except OSError:
-        return True  # no /proc (macOS): existing is all we can tell
-    # The state letter follows the command name, which is in parentheses.
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] not in ("Z", "X")
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, _SIGKILL)
+        else:
+            os.kill(pid, _SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # gone meanwhile, or not ours to kill: the rescue will see it
 
 
 def _cpu_seconds() -> tuple[float, float]:
@@ -753,6 +746,40 @@ class Manager:
                 found.reason,
                 found.status.value,
                 extra={"action": "rescue", "tache_id": found.id},
+            )
+        self._stop_overdue_orphans(mine)
+
+    def _stop_overdue_orphans(self, mine: set[int]) -> None:
+        """Kill this host's tasks left by a dead manager and stuck past their timeout.
+
+        A silent task whose process lives here is not rescued on its silence
+        (see :meth:`Store.rescue`); its timeout is enforced by its own watchdog,
+        else by its manager, and, when that manager is gone, here. A pid that
+        started far from the claim is somebody else's now: it is left alone.
+        """
+        try:
+            overdue = self.store.overdue_here(self.hostname, self.options.kill_grace + 1.0)
+        except SQLAlchemyError as exc:
+            logger.error("overdue check failed: %s", exc, extra={"action": "rescue_error"})
+            return
+        for task in overdue:
+            if task.pid in mine or not pid_alive(task.pid):
+                continue  # our own child has its backstop; a dead one is rescued above
+            if started_near(task.pid, task.started_at) is False:
+                continue
+            _kill_process_group(task.pid)
+            message = (
+                f"timeout after {task.timeout:g} s: process {task.pid} did not stop and "
+                f"was killed by a manager on {self.hostname}"
+            )
+            final = self.store.end_attempt(task.id, task.attempt, Status.FAILED, message)
+            logger.warning(
+                "task %s attempt %s: %s -> %s",
+                task.id,
+                task.attempt,
+                message,
+                final.value if final else "already ended",
+                extra={"action": "overdue_killed", "tache_id": task.id},
             )
 
     # -- signals -------------------------------------------------------------------------------

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from flask import Flask
+from sqlalchemy import update
 
 from flask_taches import Status
 from flask_taches.cli.manager import format_stats, log_level
@@ -23,6 +27,7 @@ from flask_taches.executors import (
     exit_code,
 )
 from flask_taches.manager import Manager, ManagerOptions, Watched, pid_alive
+from flask_taches.models import taches_table, utcnow
 from flask_taches.store import Claimed
 from tests.app import db, taches
 from tests.manager_helpers import rows
@@ -166,3 +171,49 @@ def test_the_loop_claims_runs_and_settles_in_process(db_ctx: Flask) -> None:
     assert final[crash]["status"] == Status.INTERRUPTED
     assert "exited with code 5 without recording an end" in final[crash]["logs"][-1]["message"]
     assert manager.claimed_count == 5
+
+
+def _orphan(app: Flask, started_ago: float) -> tuple[int, subprocess.Popen[bytes]]:
+    """A RUNNING task of this host whose manager is gone and whose process hangs."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    tache_id = taches.add(NOOP, timeout=1)
+    db.session.remove()
+    store = taches.store()
+    store.claim_batch(1, max_running=5, hostname=socket.gethostname())
+    with store.write() as conn:
+        conn.execute(
+            update(taches_table)
+            .where(taches_table.c.id == tache_id)
+            .values(pid=process.pid, started_at=utcnow() - timedelta(seconds=started_ago))
+        )
+    return tache_id, process
+
+
+def test_a_manager_kills_an_orphan_of_its_host_stuck_past_its_timeout(app_ctx: Flask) -> None:
+    tache_id, process = _orphan(app_ctx, started_ago=30)
+    options = ManagerOptions.from_config(app_ctx.config, kill_grace=1.0)
+    manager = Manager(app_ctx, options)
+    try:
+        manager._stop_overdue_orphans(set())
+        assert process.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        manager.close()
+        process.kill()
+        process.wait()
+    final = rows()[tache_id]
+    assert final["status"] == Status.FAILED
+    assert f"process {process.pid} did not stop and was killed" in final["logs"][-1]["message"]
+
+
+def test_a_reused_pid_is_never_killed_for_a_task(app_ctx: Flask) -> None:
+    """The pid now belongs to a process started long after the claim: somebody else."""
+    tache_id, process = _orphan(app_ctx, started_ago=3600)
+    manager = Manager(app_ctx, ManagerOptions.from_config(app_ctx.config, kill_grace=1.0))
+    try:
+        manager._stop_overdue_orphans(set())
+        assert process.poll() is None
+    finally:
+        manager.close()
+        process.kill()
+        process.wait()
+    assert rows()[tache_id]["status"] == Status.RUNNING
