@@ -31,6 +31,7 @@ from typing import NoReturn
 
 from flask import Flask
 
+from .exceptions import ConfigurationError
 from .runner import run_claimed
 from .status import Status
 from .store import Claimed, forget_pool_after_fork
@@ -140,7 +141,8 @@ class Child(ABC):
                 os.kill(self.pid, signum)
 
     def _signal_windows(self, signum: int) -> None:
-        raise NotImplementedError("only the subprocess executor runs on Windows")
+        # Windows has no fork: ManagerOptions refuses that executor there.
+        raise ConfigurationError("only the subprocess executor runs on Windows")
 
 
 class ForkedChild(Child):
