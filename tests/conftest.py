@@ -118,3 +118,27 @@ def db_ctx(any_db_app: Flask) -> Iterator[Flask]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "taches_config(**settings): app.config for the app fixtures")
+    config.addinivalue_line(
+        "markers", "dialects(*names): run a test on these databases only (of sqlite, ...)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out, rather than skip, the database variants a ``dialects`` test is not for.
+
+    A skip would read as "PostgreSQL (or MariaDB) untested" in CI's summary; a
+    LISTEN test on SQLite is not a test that did not run, it is no test at all.
+    """
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("dialects")
+        params = getattr(item, "callspec", None)
+        dialect = params.params.get("dialect") if params is not None else None
+        if marker is not None and dialect is not None and dialect not in marker.args:
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

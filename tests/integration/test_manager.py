@@ -243,11 +243,8 @@ def test_crashing_children_never_take_the_manager_down(group: Managers, tmp_path
     assert group.stop(manager) == 0
 
 
-def test_a_broken_listen_connection_falls_back_to_polling(
-    group: Managers, tmp_path: Path, dialect: str
-) -> None:
-    if dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.dialects("postgresql")  # LISTEN/NOTIFY is PostgreSQL's
+def test_a_broken_listen_connection_falls_back_to_polling(group: Managers, tmp_path: Path) -> None:
     out = str(tmp_path / "out.txt")
     group.start("--forever", "-v")
     listening = (

@@ -229,8 +229,7 @@ def test_a_cycle_is_refused() -> None:
 
 @pytest.fixture
 def listening(db_ctx: Flask, dialect: str) -> Iterator[psycopg.Connection[Any]]:
-    if dialect != "postgresql":
-        pytest.skip("NOTIFY is PostgreSQL's")
+    assert dialect == "postgresql", "NOTIFY is PostgreSQL's: mark the test dialects('postgresql')"
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"LISTEN {PostgresStore.CHANNEL}")
@@ -249,6 +248,7 @@ def received(listener: psycopg.Connection[Any]) -> list[str]:
     return payloads
 
 
+@pytest.mark.dialects("postgresql")
 def test_one_notify_per_call_and_queue(listening: psycopg.Connection[Any]) -> None:
     taches.add(ADD)
     assert received(listening) == ["default"]
