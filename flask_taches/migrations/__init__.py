@@ -29,10 +29,14 @@ import logging
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
 from flask import Flask, appcontext_pushed, current_app
+
+if TYPE_CHECKING:
+    # Only Flask-Migrate's commands hand us a Config; a manager that forks a
+    # child per task is cheaper without Alembic's modules in its memory.
+    from alembic.config import Config
 
 #: The extension's revisions (files shipped in the package, not a Python package).
 VERSIONS_DIR = Path(__file__).resolve().parent / "versions"
