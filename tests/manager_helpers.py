@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 
 from flask_taches.models import taches_table
+from tests import polling
 from tests.app import DATABASE_URL_VARIABLE, INSTANCE_PATH_VARIABLE, taches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,14 +55,7 @@ def wait_for(
     what: str, probe: Callable[[], T], timeout: float, details: Callable[[], str] = lambda: ""
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail saying ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not seen within {timeout:g} s\n{details()}")
-        time.sleep(POLL)
+    return polling.wait_for(probe, what, timeout, details, interval=POLL)
 
 
 def rows() -> dict[int, dict[str, Any]]:

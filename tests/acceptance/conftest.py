@@ -26,6 +26,8 @@ from typing import IO, Any
 import pytest
 from flask import Flask
 
+from tests import polling
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,14 +87,7 @@ window.__taches = {batch: 0, events: []};
 
 def wait_for(condition: Callable[[], Any], message: str, timeout: float) -> Any:
     """Poll ``condition`` until it is truthy (returned), or fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(0.05)
+    return polling.wait_for(condition, message, timeout, interval=0.05)
 
 
 def browser_missing() -> str | None:

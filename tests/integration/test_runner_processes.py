@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from flask_taches import Status
 from flask_taches.models import taches_table
 from flask_taches.processes import pid_alive
 from tests import app as test_app
+from tests import polling
 from tests.app import taches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,13 +83,7 @@ def read(engine: Engine, tache_id: int) -> dict[str, Any]:
 
 
 def wait_for(predicate: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"still false after {WAIT} s: {predicate}")
+    return polling.wait_for(predicate, repr(predicate), WAIT, interval=0.02)
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,7 +22,7 @@ from sqlalchemy import select, update
 from flask_taches import InvalidTransition, MethodRefused, Status, TacheNotFound
 from flask_taches.models import taches_table
 from flask_taches.runner import run_claimed, run_one
-from tests import tasks
+from tests import polling, tasks
 from tests.app import taches
 
 WAIT = 10.0  # seconds a test waits for another thread before failing
@@ -45,13 +44,7 @@ def messages(tache_id: int) -> list[str]:
 
 
 def wait_for(predicate: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"still false after {WAIT} s: {predicate}")
+    return polling.wait_for(predicate, repr(predicate), WAIT, interval=0.01)
 
 
 def started(tache_id: int) -> bool:
