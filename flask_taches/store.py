@@ -1191,7 +1191,8 @@ class MySQLStore(Store):
         # claims; taken before the transaction so that its first read, the RUNNING
         # count, sees every claim committed before. READ COMMITTED: no gap locks
         # that would make add() wait on a claim.
-        lock_name = "CONCAT('taches_claim.', DATABASE())"
+        # Hashed: MySQL 8 refuses lock names over 64 characters, database names go to 64.
+        lock_name = "CONCAT('taches_claim.', SHA1(DATABASE()))"
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="READ COMMITTED")
             got = conn.execute(

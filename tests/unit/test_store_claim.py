@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 
 from flask_taches import Status, Tache
 from flask_taches.models import taches_table, utcnow
@@ -411,3 +411,14 @@ def test_purging_a_finished_task_cancels_a_task_still_waiting_on_it(db_ctx: Flas
     set_columns(first, status=Status.COMPLETED.value, ended_at=utcnow() - timedelta(days=2))
     assert taches.purge(timedelta(days=1)) == 1
     assert row(second)["status"] == Status.CANCELLED
+
+
+@pytest.mark.dialects("mysql")
+def test_mysql_claims_hold_a_server_wide_lock_whose_name_mysql_8_accepts(db_ctx: Flask) -> None:
+    name = "CONCAT('taches_claim.', SHA1(DATABASE()))"
+    with db.engine.connect() as other:
+        assert other.execute(text(f"SELECT LENGTH({name})")).scalar() <= 64
+        with store()._claim_transaction():
+            holder = other.execute(text(f"SELECT IS_USED_LOCK({name})")).scalar()
+            assert holder is not None, "another manager's claim would not wait"
+        assert other.execute(text(f"SELECT IS_USED_LOCK({name})")).scalar() is None
