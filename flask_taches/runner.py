@@ -100,6 +100,9 @@ class Outcome:
     entries: list[dict[str, Any]] = field(default_factory=list)
     #: The stop decided while the task was running (it wins over the outcome).
     stop: Stop | None = None
+    #: False when another attempt would fail the same way (a refused or missing
+    #: method, a parameter nothing provides): no retry is scheduled.
+    retry: bool = True
 
 
 # -- entry points ---------------------------------------------------------------------
@@ -448,7 +451,8 @@ class Attempt:
             stop = Stop(Status.INTERRUPTED, "interrupted by KeyboardInterrupt", "warning")
             outcome = Outcome(Status.INTERRUPTED, stop=stop)
         except _Unresolvable as exc:
-            outcome = Outcome(Status.FAILED, entries=[log_entry("error", str(exc.__cause__))])
+            entries = [log_entry("error", f"{exc.__cause__}; not retried")]
+            outcome = Outcome(Status.FAILED, entries=entries, retry=False)
         except BaseException as exc:
             outcome = Outcome(Status.FAILED, entries=[_exception_entry(exc)])
         else:
@@ -509,7 +513,7 @@ class Attempt:
             assert stop.status is not None
             status, result = stop.status, None
             entries.append(log_entry(stop.level, stop.message))
-        final = self._record(status, result, entries)
+        final = self._record(status, result, entries, retry=outcome.retry or stop is not None)
         elapsed = time.monotonic() - self.started
         logger.info(
             "task %s attempt %s ended %s in %.2f s (stored %s)",
@@ -525,14 +529,22 @@ class Attempt:
             self.console.ended(self.tache_id, shown, elapsed, result)
         return final
 
-    def _record(self, status: Status, result: Any, entries: list[dict[str, Any]]) -> Status | None:
+    def _record(
+        self, status: Status, result: Any, entries: list[dict[str, Any]], retry: bool = True
+    ) -> Status | None:
         for entry in entries:
             self.recorder.append(entry)
         logs, progress = self.recorder.snapshot()
         for tried in range(1, FINISH_TRIES + 1):
             try:
                 return self.store.finish(
-                    self.tache_id, self.attempt, status, result=result, logs=logs, progress=progress
+                    self.tache_id,
+                    self.attempt,
+                    status,
+                    result=result,
+                    logs=logs,
+                    progress=progress,
+                    retry=retry,
                 )
             except OperationalError as exc:
                 if tried == FINISH_TRIES:

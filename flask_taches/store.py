@@ -330,11 +330,13 @@ class Store:
         result: Any = None,
         logs: list[dict[str, Any]] | None = None,
         progress: dict[str, Any] | None = None,
+        retry: bool = True,
     ) -> Status | None:
         """Record the end of an attempt; returns the status stored, None if fenced out.
 
         A FAILED or INTERRUPTED attempt with attempts left goes back to TO_RUN
-        with a backed-off ``run_at``; a chain moves on or is cancelled.
+        with a backed-off ``run_at`` (unless ``retry`` is False: another attempt
+        would fail the same way); a chain moves on or is cancelled.
         """
         # Most ends: one fenced UPDATE on a bare connection. When it changes
         # nothing (fenced out, a chain follows, a cancel was asked) the locked
@@ -349,7 +351,9 @@ class Store:
             row = self.lock_row(conn, tache_id)
             if row is None or row["attempts"] != attempt or row["status"] != Status.RUNNING.value:
                 return None
-            return self._end(conn, row, status, result=result, logs=logs, progress=progress)
+            return self._end(
+                conn, row, status, result=result, logs=logs, progress=progress, retry=retry
+            )
 
     _completions: dict[bool, Prepared] | None = None
 
@@ -446,6 +450,7 @@ class Store:
         result: Any = None,
         logs: list[dict[str, Any]] | None = None,
         progress: dict[str, Any] | None = None,
+        retry: bool = True,
     ) -> Status:
         """Apply an attempt's end to a locked RUNNING row: retry, finish, chain."""
         now = utcnow()
@@ -455,6 +460,7 @@ class Store:
             values["progress"] = progress
         final = status
         retryable = status in (Status.FAILED, Status.INTERRUPTED)
+        attempts_left = retry and row["attempts"] < (row["max_attempts"] or 1)
         if retryable and row["cancel_requested_at"] is not None:
             # Its process ended before acting on the cancel: the cancel stands.
             final = Status.CANCELLED
@@ -466,7 +472,7 @@ class Store:
                     "before acting on it, so it is not retried",
                 )
             )
-        elif retryable and row["attempts"] < (row["max_attempts"] or 1):
+        elif retryable and attempts_left:
             delay = retry_delay(row["attempts"], self.retry_base)
             final = Status.TO_RUN
             values["run_at"] = now + timedelta(seconds=delay)

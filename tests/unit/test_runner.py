@@ -139,10 +139,17 @@ def test_returning_false_fails_the_task(db_ctx: Flask) -> None:
     assert [e["message"] for e in stored["logs"]] == ["could not do it", "the task returned False"]
 
 
-def test_a_missing_parameter_fails_the_task_naming_it(db_ctx: Flask) -> None:
-    stored = add_and_run("tests.tasks:needs_missing", parametres={"other": 1})
-    assert stored["status"] == Status.FAILED
+def test_a_missing_parameter_fails_the_task_naming_it_without_retry(db_ctx: Flask) -> None:
+    """Another attempt would fail the same way: attempts left are not spent on it."""
+    stored = add_and_run("tests.tasks:needs_missing", parametres={"other": 1}, max_attempts=3)
+    assert (stored["status"], stored["attempts"]) == (Status.FAILED, 1)
     assert "'missing_thing'" in stored["logs"][-1]["message"]
+    assert stored["logs"][-1]["message"].endswith("not retried")
+
+
+def test_a_task_that_raises_is_still_retried(db_ctx: Flask) -> None:
+    stored = add_and_run("tests.tasks:raises", max_attempts=3)
+    assert (stored["status"], stored["attempts"]) == (Status.TO_RUN, 1)
 
 
 def test_a_result_that_is_not_json_keeps_its_repr_with_a_warning(app_ctx: Flask) -> None:
@@ -217,13 +224,13 @@ def test_a_method_refused_at_run_time_leaves_the_row_untouched(db_ctx: Flask) ->
 
 
 def test_a_refused_method_claimed_by_a_manager_ends_failed(db_ctx: Flask) -> None:
-    tache_id = taches.add("tests.tasks:add", parametres={"a": 1})
+    tache_id = taches.add("tests.tasks:add", parametres={"a": 1}, max_attempts=3)
     with taches.store().write() as conn:
         conn.execute(
             update(taches_table).where(taches_table.c.id == tache_id).values(method="os:getcwd")
         )
     attempt = taches.store().claim_id(tache_id)
-    assert run_claimed(tache_id, attempt) is Status.FAILED
+    assert run_claimed(tache_id, attempt) is Status.FAILED, "refused again: no retry"
     assert "outside TACHES_ALLOWED_MODULES" in messages(tache_id)[-1]
 
 
