@@ -300,12 +300,9 @@ def _action(tache_id: int, action: str) -> Any:
 def _back(tache_id: int, *, deleted: bool) -> str:
     """Where a plain form post returns: the page it came from, if it is ours."""
     page = url_for("taches.tache", tache_id=tache_id)
-    referrer = request.referrer
-    if referrer:
-        parts = urlsplit(referrer)
-        same_site = not parts.netloc or parts.netloc == request.host
-        if same_site and not (deleted and parts.path == page):
-            return referrer
+    referrer = _same_site_referrer()
+    if referrer and not (deleted and urlsplit(referrer).path == page):
+        return referrer
     return url_for("taches.index") if deleted else page
 
 
@@ -354,8 +351,16 @@ def _cancel_quietly(ext: Any, tache_id: int, who: str) -> bool:
 
 
 def _same_site_referrer() -> str | None:
+    """The Referer, if it is an absolute URL of this very site (as browsers send it).
+
+    A relative or scheme-only one is refused: browsers read a backslash as a
+    slash, so ``/\\evil.example`` or ``https:/\\evil.example`` would leave the site.
+    """
     referrer = request.referrer
-    if referrer and urlsplit(referrer).netloc in ("", request.host):
+    if not referrer or "\\" in referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.scheme in ("http", "https") and parts.netloc == request.host:
         return referrer
     return None
 

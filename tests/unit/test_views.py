@@ -203,14 +203,18 @@ def test_cancel_by_form_redirects_back_to_the_page(app: Flask) -> None:
     assert tache is not None and tache.status == Status.CANCELLED
 
 
-def test_redirect_never_leaves_the_site(app: Flask) -> None:
+@pytest.mark.parametrize(
+    "referrer",
+    ["https://evil.example/phish", "/\\evil.example/phish", "https:/\\evil.example/phish"],
+)
+def test_redirect_never_leaves_the_site(app: Flask, referrer: str) -> None:
     tache_id = make(app)
     client = app.test_client()
     token = csrf_token(client)
     response = client.post(
         f"/taches/{tache_id}/cancel",
         data={"csrf_token": token},
-        headers={"Referer": "https://evil.example/phish"},
+        headers={"Referer": referrer},
     )
     assert response.status_code == 303
     assert response.headers["Location"] == f"/taches/{tache_id}"
