@@ -1,15 +1,30 @@
-"""What this host can tell about a task's process from its pid.
+"""Processes on this host: is a pid alive, stopping a process group, signal handlers.
 
-Used by the rescue (a manager's, or a page's): on the task's own host a pid is
-a better witness than a heartbeat, which a task can miss while it is alive
-(a long C call holding the GIL, a database lock held by someone else).
+The rescue (a manager's, or a page's) asks :func:`pid_alive`: on the task's own
+host a pid is a better witness than a heartbeat, which a task can miss while it
+is alive (a long C call holding the GIL, a database lock held by someone else).
+The manager and the runner both install handlers with :func:`handling`, and
+stop a task's process with what it spawned through :func:`signal_group`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from datetime import datetime, timezone
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from .clock import as_utc
+
+#: SIGKILL where it exists (Windows has none: terminate is as hard as it gets there).
+SIGKILL = int(getattr(signal, "SIGKILL", signal.SIGTERM))
+
+Handler = Callable[[int, "FrameType | None"], Any]
 
 #: How far from its claim a task's process may have started and still be it, in
 #: seconds: ``run ID`` starts before it claims, an executor just after.
@@ -47,8 +62,66 @@ def started_near(pid: int, when: datetime, slack: float = START_SLACK) -> bool |
     except (IndexError, ValueError):
         return None
     started = boot + ticks / os.sysconf("SC_CLK_TCK")
-    moment = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return abs(started - moment.timestamp()) <= slack
+    return abs(started - as_utc(when).timestamp()) <= slack
+
+
+def signal_group(pid: int, signum: int) -> bool:
+    """Send ``signum`` to ``pid``'s process group if it leads one, else to ``pid``.
+
+    A task's process leads a group of its own (the executors start it in a new
+    session), so what it spawned is stopped with it. False when it is gone, or
+    not ours to signal.
+    """
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def in_main_thread() -> bool:
+    """Signal handlers can only be installed from the main thread."""
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def handling(handlers: Mapping[int, Handler]) -> Iterator[bool]:
+    """Install ``handlers`` for the block, then put the previous ones back.
+
+    Yields False (and installs nothing) outside the main thread or the main
+    interpreter, where Python allows no handler.
+    """
+    previous: dict[int, Any] = {}
+    installed = in_main_thread()
+    if installed:
+        try:
+            for signum, handler in handlers.items():
+                previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main interpreter
+            restore(previous)
+            previous, installed = {}, False
+    try:
+        yield installed
+    finally:
+        restore(previous)
+
+
+def restore(previous: Mapping[int, Any]) -> None:
+    """Put back handlers returned by ``signal.signal`` (None meant the default)."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def reset_to_default(signums: Iterator[int] | tuple[int, ...]) -> None:
+    """In a forked child: the default action for each signal, no wake-up fd."""
+    if not in_main_thread():
+        return
+    signal.set_wakeup_fd(-1)
+    for signum in signums:
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _proc_stat(pid: int) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""From a method string to a callable, and from parameter names to arguments.
+"""Method strings: parsed, checked against the allowlist, resolved to a callable.
 
 Accepted forms:
 
@@ -19,17 +19,17 @@ through) must be defined inside an allowed package. Otherwise
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .exceptions import MethodNotFound, MethodRefused, MissingArgument
+from .exceptions import MethodNotFound, MethodRefused
 
-_MISSING = object()
+#: Methods a :class:`MethodCheck` remembers before it starts over (entries).
+METHOD_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -169,100 +169,37 @@ def _confine(path: MethodPath, value: Any, allowed: list[str]) -> None:
     home = getattr(value, "__module__", None)
     if not isinstance(home, str) or not is_allowed(MethodPath(home, ()), allowed):
         raise MethodRefused(
-            f"{path.text} resolves to {_describe(value)} from {home!r}, "
+            f"{path.text} resolves to {describe(value)} from {home!r}, "
             f"outside TACHES_ALLOWED_MODULES ({', '.join(allowed) or 'none'})"
         )
 
 
-class Injector:
-    """Finds a value for each parameter name, in the contract's order.
-
-    ``tache``/``app``/``db``/``logger`` first, then the registered services
-    (a factory is built on first use, itself by injection), then the keys of
-    ``parametres``, then those of ``parametres_caches``; a parameter's default
-    comes last.
-    """
-
-    def __init__(
-        self,
-        builtins: Mapping[str, Any],
-        services: Mapping[str, Service],
-        parametres: Mapping[str, Any],
-        parametres_caches: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.builtins = builtins
-        self.services = services
-        self.parametres = parametres
-        self.parametres_caches = parametres_caches or {}
-        self._built: dict[str, Any] = {}
-
-    def lookup(self, name: str) -> Any:
-        if name in self.builtins:
-            return self.builtins[name]
-        if name in self.services:
-            if name not in self._built:
-                self._built[name] = self.services[name].build(self)
-            return self._built[name]
-        for source in (self.parametres, self.parametres_caches):
-            if name in source:
-                return source[name]
-        return _MISSING
-
-    def arguments(self, func: Callable[..., Any]) -> dict[str, Any]:
-        """Keyword arguments for ``func``; raises :class:`MissingArgument` naming the gap."""
-        kwargs: dict[str, Any] = {}
-        for param in inspect.signature(func).parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                continue
-            value = self.lookup(param.name)
-            if value is not _MISSING:
-                kwargs[param.name] = value
-            elif param.default is param.empty:
-                raise MissingArgument(
-                    f"nothing provides parameter {param.name!r} of {_describe(func)}"
-                )
-        return kwargs
-
-    def call(self, func: Callable[..., Any]) -> Any:
-        return func(**self.arguments(func))
-
-
-@dataclass(frozen=True)
-class Service:
-    """A registered service: a ready object, or a factory built once per task run."""
-
-    value: Any
-    is_factory: bool
-
-    @classmethod
-    def wrap(cls, obj_or_factory: Any, factory: bool | None = None) -> Service:
-        """Classes, functions and methods are factories unless ``factory=False``.
-
-        A bound method counts (``Storage.from_app`` is the usual way to build a
-        service from the app); any other object is injected as it is.
-        """
-        if factory is None:
-            factory = inspect.isclass(obj_or_factory) or inspect.isroutine(obj_or_factory)
-        return cls(obj_or_factory, factory)
-
-    def build(self, injector: Injector) -> Any:
-        return injector.call(self.value) if self.is_factory else self.value
-
-
-def _describe(func: Any) -> str:
+def describe(func: Any) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
 
 
-def bind(target: Target, injector: Injector) -> Callable[[], Any]:
-    """A no-argument callable that runs the target with injected arguments.
+class MethodCheck:
+    """Methods one app already accepted, by allowlist.
 
-    The instance (for an instance method) and the arguments are found now, so a
-    :class:`MissingArgument` is raised here, before any of the task's code runs.
+    Checking a method imports its module and walks to the attribute; a bulk
+    ``add_many()`` of one method paid that per row. The allowlist is part of
+    the key, so a changed ``TACHES_ALLOWED_MODULES`` is checked afresh. Only
+    successes are kept: a refused method is refused again, with its message.
     """
-    if target.needs_instance:
-        assert target.owner is not None
-        instance = injector.call(target.owner)
-        bound = getattr(instance, target.name)
-    else:
-        bound = target.attr
-    return functools.partial(bound, **injector.arguments(bound))
+
+    def __init__(self, limit: int = METHOD_CACHE_SIZE) -> None:
+        self._limit = limit
+        self._accepted: set[tuple[str, tuple[str, ...]]] = set()
+
+    def check(self, method: str, allowed: Sequence[str]) -> None:
+        """Raise :class:`MethodRefused` or :class:`MethodNotFound`, or return."""
+        if not isinstance(method, str):
+            check_allowed(method, allowed)  # raises the one-line "not a string" error
+        key = (method, tuple(allowed))
+        if key in self._accepted:
+            return
+        check_allowed(method, key[1])  # refused by name: nothing imported
+        locate(method, key[1])  # the walk confined to the allowlist too
+        if len(self._accepted) >= self._limit:
+            self._accepted.clear()  # a dynamic method per call must not grow memory
+        self._accepted.add(key)

@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 
 from flask_taches.exceptions import MethodNotFound, MethodRefused, MissingArgument
-from flask_taches.loading import (
-    Injector,
-    MethodPath,
-    Service,
-    bind,
-    check_allowed,
-    locate,
-    parse,
-)
+from flask_taches.injection import Injector, Service, bind
+from flask_taches.methods import MethodPath, check_allowed, locate, parse
 from tests import tasks
 
 
