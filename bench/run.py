@@ -51,7 +51,8 @@ from sqlalchemy import create_engine, delete, func, select, text  # noqa: E402
 
 from bench import app as bench_app  # noqa: E402
 from flask_taches import Status, Tache  # noqa: E402
-from flask_taches.models import taches_table, utcnow  # noqa: E402
+from flask_taches.clock import utcnow  # noqa: E402
+from flask_taches.models import taches_table  # noqa: E402
 
 APP = "bench.app:create_app"
 NOOP = "bench.tasks:noop"

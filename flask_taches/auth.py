@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, has_request_context, request
 
 from .exceptions import ConfigurationError, TacheError
-from .loading import locate
+from .methods import locate
+from .state import Hooks, app_state
 
 if TYPE_CHECKING:
     from .models import Tache
@@ -46,8 +47,8 @@ def _setting_callable(name: str) -> Callable[..., Any] | None:
     raise ConfigurationError(f"{name} must be a callable or a dotted path, not {value!r}")
 
 
-def _hooks() -> Any:
-    return current_app.extensions["taches"]
+def _hooks() -> Hooks:
+    return app_state().hooks
 
 
 def current_owner() -> str | None:
@@ -65,7 +66,7 @@ def current_owner() -> str | None:
 
 
 def _load_identity() -> str | None:
-    loader = _hooks()._identity_loader or _setting_callable("TACHES_IDENTITY")
+    loader = _hooks().identity_loader or _setting_callable("TACHES_IDENTITY")
     identity = loader() if loader is not None else _flask_login_identity()
     if identity is None or identity == "":
         return None
@@ -90,14 +91,14 @@ def is_admin() -> bool:
         return False
     cache = request.environ
     if _ADMIN_KEY not in cache:
-        predicate = _hooks()._admin_predicate or _setting_callable("TACHES_IS_ADMIN")
+        predicate = _hooks().admin_loader or _setting_callable("TACHES_IS_ADMIN")
         cache[_ADMIN_KEY] = bool(predicate()) if predicate is not None else False
     admin: bool = cache[_ADMIN_KEY]
     return admin
 
 
 def _custom_rule() -> Callable[..., Any] | None:
-    return _hooks()._authorize or _setting_callable("TACHES_AUTHORIZE")
+    return _hooks().authorize or _setting_callable("TACHES_AUTHORIZE")
 
 
 def can(tache: Tache, action: str = "view") -> bool:

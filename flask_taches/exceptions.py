@@ -21,6 +21,11 @@ class TacheNotFound(TacheError):
     """No task has this id."""
 
 
+def no_such_task(tache_id: object) -> TacheNotFound:
+    """The one message for an id that names no task (service, store, runner, CLI)."""
+    return TacheNotFound(f"no task with id {tache_id}")
+
+
 class InvalidTache(TacheError):
     """The task is not valid (method, parametres, dates or file)."""
 

@@ -33,8 +33,10 @@ from flask import Flask
 
 from .exceptions import ConfigurationError
 from .runner import run_claimed
+from .state import app_state
 from .status import Status
-from .store import Claimed, forget_pool_after_fork
+from .store import Claimed
+from .store.fast import forget_pool_after_fork
 
 EXIT_COMPLETED = 0  # the task's end is recorded: COMPLETED
 EXIT_ENDED = 1  # the task's end is recorded: another status
@@ -224,11 +226,7 @@ class ForkExecutor(Executor):
         self.verbosity = verbosity
         self.after_fork = list(after_fork)
         self.board = EndBoard()
-        engine = app.extensions["taches.state"].db.engine
-        if engine.dialect.name == "sqlite":
-            # A SQLite connection open across a fork shares its locking state with
-            # the child; the manager never uses the app's engine, so it holds none.
-            engine.dispose()
+        app_state(app).store.before_fork()
 
     def start(self, claimed: Claimed) -> Child:
         # Buffered output would otherwise be written twice, by parent and child.
@@ -270,10 +268,10 @@ class ForkExecutor(Executor):
 
     def _forget_connections(self) -> None:
         """Drop the parent's pooled connections without closing them (they are its own)."""
-        state = self.app.extensions["taches.state"]
+        state = app_state(self.app)
         forget_pool_after_fork(state.db.engine)
-        if state.store is not None:
-            state.store.dispose_after_fork()
+        if state.built_store is not None:
+            state.built_store.forget_connections_after_fork()
 
 
 def _raise_oom_score() -> None:

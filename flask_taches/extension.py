@@ -9,8 +9,8 @@ never share a database or a setting.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,27 +20,21 @@ from sqlalchemy import select
 from sqlalchemy.orm.attributes import instance_dict
 
 from . import auth, config, sessions, validation
+from .clock import as_utc, utcnow
 from .exceptions import (
     ConfigurationError,
     InvalidTache,
     TacheNotFound,
     UncommittedSession,
+    no_such_task,
 )
 from .files import remove_folder, store_fichier
-from .inserting import (
-    CheckedMethods,
-    NewRow,
-    adopt,
-    disown,
-    insert_rows,
-    json_object,
-    link_chain,
-    set_fichier,
-)
-from .loading import Service
-from .models import MAX_ID, Tache, taches_table, utcnow
+from .injection import Service
+from .inserting import NewRow, adopt, disown, json_object
+from .models import MAX_ID, Tache, taches_table
+from .state import AppState, Hooks, app_state, is_registered, register
 from .status import FINISHED, Status
-from .store import PostgresStore, Store
+from .store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 PURGE_BATCH = 500  # tasks deleted per transaction by purge()
@@ -59,17 +53,6 @@ TACHE_OPTIONS = (
 )
 
 
-@dataclass
-class AppState:
-    """What flask-taches keeps for one application."""
-
-    db: SQLAlchemy
-    store: Store | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    #: Methods ``add()`` already accepted on this app (import + allowlist check).
-    checked_methods: CheckedMethods = field(default_factory=CheckedMethods)
-
-
 class TachesExtension:
     """Background tasks in the application's own database.
 
@@ -78,17 +61,15 @@ class TachesExtension:
     """
 
     def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
-        self._services: dict[str, Service] = {}
-        self._identity_loader: Callable[[], Any] | None = None
-        self._admin_predicate: Callable[[], bool] | None = None
-        self._authorize: Callable[[Tache, str], bool] | None = None
+        #: What the application plugs in; shared by every app of this extension.
+        self.hooks = Hooks()
         if app is not None:
             self.init_app(app, db)
 
     # -- wiring ------------------------------------------------------------------
 
     def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
-        if "taches" in app.extensions:
+        if is_registered(app):
             raise RuntimeError("flask-taches is already registered on this application")
         db = db or app.extensions.get("sqlalchemy")
         if db is None:
@@ -103,8 +84,7 @@ class TachesExtension:
             )
         _attach_table(db)
         sessions.watch(app, db)
-        app.extensions["taches"] = self
-        app.extensions["taches.state"] = AppState(db=db)
+        register(app, self, AppState(app=app, db=db, hooks=self.hooks, service=self))
         self._register_web(app)
         self._register_cli(app)
         self._register_migrations(app)
@@ -138,59 +118,46 @@ class TachesExtension:
         """
         if not name.isidentifier():
             raise ValueError(f"service name {name!r} is not a valid parameter name")
-        self._services[name] = Service.wrap(obj_or_factory, factory)
+        self.hooks.services[name] = Service.wrap(obj_or_factory, factory)
 
     @property
     def services(self) -> dict[str, Service]:
-        return dict(self._services)
+        return dict(self.hooks.services)
 
     def identity_loader(self, func: F) -> F:
         """Decorator: ``func()`` returns the current user's identity (owner)."""
-        self._identity_loader = func
+        self.hooks.identity_loader = func
         return func
 
     def admin_loader(self, func: F) -> F:
         """Decorator: ``func()`` tells whether the current user is an admin."""
-        self._admin_predicate = func
+        self.hooks.admin_loader = func
         return func
 
     def authorize(self, func: F) -> F:
         """Decorator: ``func(tache, action) -> bool`` replaces the default rule."""
-        self._authorize = func
+        self.hooks.authorize = func
         return func
 
     # -- per-app state ---------------------------------------------------------------
 
     @staticmethod
     def state(app: Flask | None = None) -> AppState:
-        app = app or current_app
-        try:
-            return app.extensions["taches.state"]
-        except KeyError:
-            raise ConfigurationError("flask-taches is not initialised on this app") from None
+        return app_state(app)
 
     def db(self) -> SQLAlchemy:
-        return self.state().db
+        return app_state().db
 
     def store(self) -> Store:
-        """The current app's :class:`Store` (built on first use, inside an app context)."""
-        state = self.state()
-        if state.store is None:
-            state.store = Store.for_engine(
-                state.db.engine, retry_base=current_app.config["TACHES_RETRY_DELAY"]
-            )
-        return state.store
+        """The current app's store (built on first use, inside an app context)."""
+        return app_state().store
 
     def allowed_modules(self) -> list[str]:
-        allowed = current_app.config.get("TACHES_ALLOWED_MODULES")
-        if allowed:
-            return [allowed] if isinstance(allowed, str) else list(allowed)
-        return [current_app.import_name.split(".")[0]]
+        return app_state().allowed_modules
 
     def folder(self) -> Path:
         """Where attached files live: ``TACHES_FOLDER`` or ``instance/taches``."""
-        folder = current_app.config.get("TACHES_FOLDER")
-        return Path(folder) if folder else Path(current_app.instance_path) / "taches"
+        return app_state().folder
 
     # -- service API -----------------------------------------------------------------
 
@@ -278,7 +245,7 @@ class TachesExtension:
         A method accepted once is remembered per app and per allowlist (see
         :class:`~flask_taches.inserting.CheckedMethods`).
         """
-        self.state().checked_methods.check(method, self.allowed_modules())
+        app_state().checked_methods.check(method, self.allowed_modules())
 
     def _save(
         self,
@@ -297,15 +264,10 @@ class TachesExtension:
         saved: list[Path] = []
         adopted: list[Tache] = []
         store = self.store()
-        queues = {r.values["queue"] for r in rows if r.values["status"] == _TO_RUN}
-        folded = len(rows) == 1 and queues and isinstance(store, PostgresStore)
-        wake = PostgresStore.CHANNEL if folded else None
         try:
-            ids = insert_rows(conn, rows, wake_channel=wake)
-            if wake is not None:
-                queues.clear()  # woken by the INSERT itself
+            ids = store.insert(conn, [row.values for row in rows])
             if chained:
-                link_chain(conn, ids)
+                store.link_chain(conn, ids)
                 for row, next_id in zip(rows, ids[1:], strict=False):
                     row.values["next_id"] = next_id
             for row, tache_id, fichier in zip(rows, ids, fichiers or (), strict=False):
@@ -313,10 +275,7 @@ class TachesExtension:
                     folder = self._fichier_folder(tache_id)
                     saved.append(folder)
                     row.values["fichier"] = store_fichier(folder, fichier)
-                    set_fichier(conn, tache_id, row.values["fichier"])
-            # One wake-up per call and queue, not per row (PostgreSQL; others poll).
-            for queue in sorted(queues):
-                store.notify_added(conn, queue)
+                    store.set_fichier(conn, tache_id, row.values["fichier"])
             adopted = adopt(session, rows, ids)
             if commit:
                 session.commit()
@@ -348,7 +307,7 @@ class TachesExtension:
     def get_or_raise(self, tache_id: int) -> Tache:
         tache = self.get(tache_id)
         if tache is None:
-            raise TacheNotFound(f"no task with id {tache_id}")
+            raise no_such_task(tache_id)
         return tache
 
     def latest(self, signature: str) -> Tache | None:
@@ -381,7 +340,7 @@ class TachesExtension:
         """
         tache_id = _id_of(tache)
         self._release_session("cancel")
-        status = self.store().cancel_now(tache_id, who or auth.current_owner() or "cli")
+        status = self.store().request_cancel(tache_id, who or auth.current_owner() or "cli")
         self._refresh(tache)
         return status
 
@@ -466,9 +425,7 @@ def _id_of(tache: Tache | int) -> int:
 def _utc(value: datetime) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidTache(f"run_at must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    return as_utc(value)
 
 
 _TO_RUN = Status.TO_RUN.value

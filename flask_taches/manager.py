@@ -54,11 +54,12 @@ from .executors import (
     SubprocessExecutor,
     describe_exit,
 )
-from .loading import check_allowed
+from .methods import check_allowed
 from .models import utcnow
 from .processes import pid_alive, started_near
+from .state import app_state
 from .status import Status
-from .store import Claimed, Listener, Store
+from .store import Claimed, Store, WakeSource
 
 BACKSTOP_MARGIN = 1.0  # seconds the manager waits beyond the runner's own grace
 MIN_WAIT = 0.002  # seconds: the loop never spins faster than this
@@ -199,9 +200,9 @@ class Manager:
     ) -> None:
         self.app = app
         self.options = options
-        extension = app.extensions["taches"]
-        self.store: Store = extension.store()
-        self.allowed_modules = extension.allowed_modules()
+        state = app_state(app)
+        self.store: Store = state.store
+        self.allowed_modules = state.allowed_modules
         self.hostname = hostname or socket.gethostname()
         self.children: dict[int, Watched] = {}
         self._ended: list[Watched] = []
@@ -214,7 +215,7 @@ class Manager:
         self._stop_signal: int | None = None
         self._drain_until: float | None = None
         self._warmed: set[str] = set()
-        self._listener = Listener()
+        self._listener = WakeSource()
         self._listen_again: float | None = None
         self.claimed_count = 0
         #: Forked children whose pid is not in their row yet: {id: (attempt, pid)}.
@@ -256,7 +257,7 @@ class Manager:
                 self._loop(end)
             finally:
                 self._listener.close()
-                self._listener = Listener()
+                self._listener = WakeSource()
         logger.info(
             "manager %s done: %s task(s) claimed in %.1f s; CPU %.2f s here, %.2f s in tasks",
             os.getpid(),
@@ -270,9 +271,9 @@ class Manager:
     def _listen(self) -> None:
         """(Re)build the store's listener; without one, the poll timer still works."""
         self._listener.close()
-        self._listener = Listener()
+        self._listener = WakeSource()
         try:
-            self._listener = self.store.listener(
+            self._listener = self.store.wake_source(
                 queues=self.options.queues or None, max_running=self.options.max_running
             )
         except Exception as exc:  # any driver error: polling still finds the work
@@ -297,7 +298,7 @@ class Manager:
                 extra={"action": "listen_error", "tache_id": None},
             )
             self._listener.close()
-            self._listener = Listener()
+            self._listener = WakeSource()
             self._listen_again = time.monotonic() + RELISTEN_DELAY
             return False
 
@@ -532,7 +533,7 @@ class Manager:
             if not self._ended:
                 return
         try:
-            states = self.store.attempts_state([w.claimed.id for w in self._ended])
+            states = self.store.attempt_states([w.claimed.id for w in self._ended])
         except SQLAlchemyError as exc:
             logger.error(
                 "cannot read the rows of ended tasks (will retry): %s",
@@ -591,7 +592,7 @@ class Manager:
         )
 
     def _record_end(self, task: Claimed, status: Status, message: str) -> Status | None:
-        return self.store.end_attempt(task.id, task.attempt, status, message)
+        return self.store.end_on_behalf(task.id, task.attempt, status, message)
 
     def _enforce(self, now: float) -> None:
         """Stops decided by time: SIGTERM when a deadline comes, SIGKILL a grace later."""
@@ -660,7 +661,7 @@ class Manager:
         opts = self.options
         by_id = {w.claimed.id: w for w in self.children.values()}
         try:
-            states = self.store.attempts_state(list(by_id))
+            states = self.store.attempt_states(list(by_id))
         except SQLAlchemyError as exc:
             logger.error(
                 "supervision read failed: %s",
@@ -698,7 +699,7 @@ class Manager:
                 )
 
         try:
-            self.store.beat_unstarted(unstarted)
+            self.store.beat_for_unstarted(unstarted)
         except SQLAlchemyError as exc:
             logger.error(
                 "beat for starting tasks failed: %s",
@@ -772,7 +773,7 @@ class Manager:
                 f"timeout after {task.timeout:g} s: process {task.pid} did not stop and "
                 f"was killed by a manager on {self.hostname}"
             )
-            final = self.store.end_attempt(task.id, task.attempt, Status.FAILED, message)
+            final = self.store.end_on_behalf(task.id, task.attempt, Status.FAILED, message)
             logger.warning(
                 "task %s attempt %s: %s -> %s",
                 task.id,

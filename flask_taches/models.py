@@ -13,7 +13,7 @@ overwrite its row.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from .clock import as_utc, utcnow
 from .status import Status
 
 #: Largest task id: ``id`` is an INTEGER column (32-bit signed on PostgreSQL and
@@ -48,11 +49,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    """Aware UTC now: every datetime flask-taches hands out is aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -73,16 +69,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value
+        return as_utc(value).replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, str):  # raw SQL on SQLite can hand back text
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=timezone.utc)
+        return as_utc(value)
 
 
 #: JSON everywhere, JSONB on PostgreSQL (indexable, compact).
@@ -262,7 +256,7 @@ class Tache(Base):
                 continue
             value = getattr(self, column.key)
             if isinstance(value, datetime):
-                value = _as_utc(value).isoformat()
+                value = as_utc(value).isoformat()
             data[column.key] = value
         return data
 
@@ -281,10 +275,6 @@ Index(
     taches_table.c.run_at,
     taches_table.c.id,
 )
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def progress_percent(

@@ -46,15 +46,17 @@ from types import FrameType
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .console import Console
-from .exceptions import TacheError, TacheNotFound
-from .loading import Injector, bind, check_allowed, locate
-from .models import Tache, taches_table, utcnow
+from .exceptions import TacheError, no_such_task
+from .injection import Injector, bind
+from .lifecycle import log_entry
+from .methods import check_allowed, locate
+from .models import Tache, utcnow
+from .state import app_state
 from .status import Status
-from .store import Store, log_entry
+from .store import Store
 
 #: Sent by the watchdog to the task's main thread to stop it (POSIX only).
 INTERRUPT_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
@@ -116,13 +118,13 @@ def run_one(tache_id: int, *, force: bool = False, verbosity: int = 0) -> Status
     Returns the status stored at the end (TO_RUN when a retry was scheduled),
     None if another process took the row over meanwhile.
     """
-    extension = current_app.extensions["taches"]
-    store: Store = extension.store()
-    row = _read_row(store, tache_id)
+    state = app_state()
+    store = state.store
+    row = store.get_row(tache_id)
     if row is None:
-        raise TacheNotFound(f"no task with id {tache_id}")
-    check_allowed(row["method"], extension.allowed_modules())
-    attempt = store.claim_id(tache_id, force=force, hostname=socket.gethostname())
+        raise no_such_task(tache_id)
+    check_allowed(row["method"], state.allowed_modules)
+    attempt = store.claim_one(tache_id, force=force, hostname=socket.gethostname())
     return run_claimed(tache_id, attempt, verbosity=verbosity)
 
 
@@ -144,10 +146,10 @@ def run_claimed(
     or written before the task runs (every later write is fenced as usual).
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    store: Store = app.extensions["taches"].store()
+    store = app_state(app).store
     if row is not None:
         return Attempt(app, store, row, attempt, _console(verbosity), mark=False).run()
-    row = _read_row(store, tache_id)
+    row = store.get_row(tache_id)  # no write lock: SQLite writers are busy beating
     if row is None or row["status"] != Status.RUNNING.value or row["attempts"] != attempt:
         logger.warning(
             "task %s attempt %s is not RUNNING here: nothing to run",
@@ -161,16 +163,6 @@ def run_claimed(
 
 def _console(verbosity: int) -> Console | None:
     return Console(verbosity) if verbosity > 0 else None
-
-
-def _read_row(store: Store, tache_id: int) -> dict[str, Any] | None:
-    with store.read() as conn:  # no write lock: SQLite writers are busy beating
-        row = (
-            conn.execute(select(taches_table).where(taches_table.c.id == tache_id))
-            .mappings()
-            .first()
-        )
-    return dict(row) if row is not None else None
 
 
 # -- shared state between the task's thread, the watchdog and the handlers --------------
@@ -402,7 +394,7 @@ class Attempt:
         return {"action": action, "tache_id": self.tache_id}
 
     def run(self) -> Status | None:
-        if self.mark and not self.store.mark_started(
+        if self.mark and not self.store.record_start(
             self.tache_id, self.attempt, os.getpid(), socket.gethostname()
         ):
             logger.warning(
@@ -451,7 +443,7 @@ class Attempt:
             stop = Stop(Status.INTERRUPTED, "interrupted by KeyboardInterrupt", "warning")
             outcome = Outcome(Status.INTERRUPTED, stop=stop)
         except _Unresolvable as exc:
-            entries = [log_entry("error", f"{exc.__cause__}; not retried")]
+            entries = [log_entry("error", f"{exc.__cause__}; not retried", utcnow())]
             outcome = Outcome(Status.FAILED, entries=entries, retry=False)
         except BaseException as exc:
             outcome = Outcome(Status.FAILED, entries=[_exception_entry(exc)])
@@ -460,16 +452,17 @@ class Attempt:
         # A stop decided (by the watchdog or a signal) while the task ran wins.
         outcome.stop = control.leave_task() or outcome.stop
         if outcome.stop is None and outcome.status is Status.INTERRUPTED:
-            outcome.entries.append(log_entry("warning", "the task raised TacheStopped itself"))
+            outcome.entries.append(
+                log_entry("warning", "the task raised TacheStopped itself", utcnow())
+            )
         return outcome
 
     def _resolve(self) -> Callable[[], Any]:
         """Find the callable and its arguments; our own refusals are not the task's bug."""
-        extension = self.app.extensions["taches"]
-        state = extension.state(self.app)
+        state = app_state(self.app)
         try:
             # The allowlist confines the walk too: "app.jobs:os.system" is refused.
-            target = locate(self.tache.method, extension.allowed_modules())
+            target = locate(self.tache.method, state.allowed_modules)
         except TacheError as exc:
             raise _Unresolvable() from exc
         builtins = {
@@ -480,7 +473,7 @@ class Attempt:
         }
         injector = Injector(
             builtins,
-            extension.services,
+            state.hooks.services,
             self.tache.parametres or {},
             self.tache.parametres_caches or {},
         )
@@ -512,7 +505,7 @@ class Attempt:
         if stop is not None:
             assert stop.status is not None
             status, result = stop.status, None
-            entries.append(log_entry(stop.level, stop.message))
+            entries.append(log_entry(stop.level, stop.message, utcnow()))
         final = self._record(status, result, entries, retry=outcome.retry or stop is not None)
         elapsed = time.monotonic() - self.started
         logger.info(
@@ -537,7 +530,7 @@ class Attempt:
         logs, progress = self.recorder.snapshot()
         for tried in range(1, FINISH_TRIES + 1):
             try:
-                return self.store.finish(
+                return self.store.record_end(
                     self.tache_id,
                     self.attempt,
                     status,
@@ -568,7 +561,10 @@ class Attempt:
         logger.error("task %s: %s", self.tache_id, note, extra=self._log_extra("abandoned"))
         try:
             if stop.status is not None:
-                entries = [log_entry(stop.level, stop.message), log_entry("error", note)]
+                entries = [
+                    log_entry(stop.level, stop.message, utcnow()),
+                    log_entry("error", note, utcnow()),
+                ]
                 self._record(stop.status, None, entries)
             if self.console is not None:
                 self.console.close()
@@ -613,8 +609,7 @@ class Attempt:
 
     def _release_session(self) -> None:
         """Whatever the task left in ``db.session`` is rolled back and dropped."""
-        db = self.app.extensions["taches.state"].db
-        db.session.remove()
+        app_state(self.app).db.session.remove()
 
 
 class _Unresolvable(Exception):
@@ -627,19 +622,23 @@ def _exception_entry(exc: BaseException) -> dict[str, Any]:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR):
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
-    return log_entry("error", f"{type(exc).__name__}: {exc}", text)
+    return log_entry("error", f"{type(exc).__name__}: {exc}", utcnow(), text)
 
 
 def _judge(value: Any) -> Outcome:
     """The contract: False fails; None, True or a JSON value completes (kept in result)."""
     if value is False:
-        return Outcome(Status.FAILED, entries=[log_entry("error", "the task returned False")])
+        return Outcome(
+            Status.FAILED, entries=[log_entry("error", "the task returned False", utcnow())]
+        )
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         text = repr(value)[:RESULT_REPR_LIMIT]
         note = f"the result is not JSON ({exc}); its repr() was kept instead"
-        return Outcome(Status.COMPLETED, result=text, entries=[log_entry("warning", note)])
+        return Outcome(
+            Status.COMPLETED, result=text, entries=[log_entry("warning", note, utcnow())]
+        )
     return Outcome(Status.COMPLETED, result=value)
 
 
@@ -737,7 +736,7 @@ class Watchdog(threading.Thread):
             return
         logs, progress = pending
         try:
-            ours = run.store.save_live(run.tache_id, run.attempt, logs=logs, progress=progress)
+            ours = run.store.record_live(run.tache_id, run.attempt, logs=logs, progress=progress)
         except SQLAlchemyError:
             run.recorder.mark_dirty()
             raise
@@ -746,8 +745,9 @@ class Watchdog(threading.Thread):
 
     def _beat(self) -> None:
         run = self.run_
-        ours, asker = run.store.beat(run.tache_id, run.attempt)
-        if not ours:
+        beat = run.store.beat(run.tache_id, run.attempt)
+        asker = beat.cancel_asked_by
+        if not beat.owned:
             run.control.request_stop(_fenced(run.attempt))
         elif asker is not None:
             now = utcnow().isoformat(timespec="seconds")

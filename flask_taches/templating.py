@@ -19,14 +19,16 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, render_template, url_for
 from markupsafe import Markup, escape
 
 from . import auth, csrf, i18n
-from .models import LOG_LEVELS, MAX_ID, Tache, progress_percent, utcnow
+from .clock import as_utc, utcnow
+from .models import LOG_LEVELS, MAX_ID, Tache, progress_percent
+from .state import app_state
 from .status import CANCELLABLE, RESTARTABLE, Status
 
 #: Characters of a result shown in the live ``_result.html`` (the task page shows all).
@@ -152,7 +154,7 @@ def _eta(tache: Tache, percent: float | None, now: datetime) -> str | None:
         return None
     if percent is None or not 0 < percent < 100:
         return None
-    elapsed = (now - _aware(tache.started_at)).total_seconds()
+    elapsed = (now - as_utc(tache.started_at)).total_seconds()
     if elapsed <= 0:
         return None
     remaining = elapsed * (100 - percent) / percent
@@ -186,13 +188,9 @@ def format_time(value: datetime | str | None) -> Markup:
             value = datetime.fromisoformat(value)
         except ValueError:
             return Markup(escape(value))
-    value = _aware(value).astimezone(timezone.utc)
+    value = as_utc(value)
     shown = value.strftime("%Y-%m-%d %H:%M:%S UTC")
     return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), shown)
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def to_json(value: Any) -> str:
@@ -266,7 +264,7 @@ def _resolve(tache_or_id: Tache | int | str | None) -> Tache | None:
         return None
     if not 0 < tache_id <= MAX_ID:
         return None
-    tache: Tache | None = current_app.extensions["taches"].get(tache_id)
+    tache: Tache | None = app_state().service.get(tache_id)
     return tache
 
 

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
@@ -38,12 +38,15 @@ from . import auth, csrf, i18n
 from .exceptions import InvalidTransition, TacheError, TacheNotFound
 from .models import Tache
 from .processes import pid_alive
+from .state import app_state
 from .status import UNFINISHED, Status
 from .templating import MAX_ID, render_result, render_status
 
+if TYPE_CHECKING:
+    from .extension import TachesExtension
+
 PAGE_SIZE = 50  # tasks per dashboard page
 _INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would take "²" too, and fail
-_RESCUED_AT = "web_rescue_at"  # AppState.extras key: monotonic time of the last page rescue
 TEXT_FILTERS = ("method", "signature", "owner", "queue")
 #: Routes that always answer JSON, errors included.
 JSON_ENDPOINTS = frozenset({"taches.status_json", "taches.batch_status"})
@@ -66,8 +69,8 @@ class BadInput(TacheError):
 # -- plumbing -------------------------------------------------------------------------
 
 
-def _ext() -> Any:
-    return current_app.extensions["taches"]
+def _ext() -> TachesExtension:
+    return app_state().service
 
 
 def wants_json() -> bool:
@@ -547,14 +550,13 @@ def rescue_stale() -> None:
     while no manager runs does not show RUNNING forever. A task of this very
     host whose process lives is left to its timeout, as a manager would.
     """
-    ext = _ext()
-    extras = ext.state().extras
+    state = app_state()
     now = time.monotonic()
-    if now - extras.get(_RESCUED_AT, -1e9) < float(current_app.config["TACHES_HEARTBEAT"]):
+    if now - state.last_page_rescue < float(current_app.config["TACHES_HEARTBEAT"]):
         return
-    extras[_RESCUED_AT] = now
+    state.last_page_rescue = now
     timeout = float(current_app.config["TACHES_HEARTBEAT_TIMEOUT"])
-    ext.store().rescue(heartbeat_timeout=timeout, hostname=socket.gethostname(), is_alive=pid_alive)
+    state.store.rescue(heartbeat_timeout=timeout, hostname=socket.gethostname(), is_alive=pid_alive)
 
 
 @blueprint.before_app_request

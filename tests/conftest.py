@@ -77,8 +77,8 @@ def _make_app(
         db.session.remove()
         db.drop_all()
         state = app.extensions["taches.state"]
-        if state.store is not None:
-            state.store.engine.dispose()
+        if state.built_store is not None:
+            state.built_store.engine.dispose()
         db.engine.dispose()
 
 

@@ -15,6 +15,7 @@ from flask.cli import ScriptInfo
 
 from ..exceptions import ConfigurationError
 from ..manager import EXECUTORS, Manager, ManagerOptions
+from ..state import app_state
 from ..status import Status
 from . import taches_cli
 
@@ -126,7 +127,7 @@ def start(
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(as_json: bool) -> None:
     """Counts by status and queue, the oldest ready task's wait, recent throughput."""
-    figures = current_app.extensions["taches"].store().stats()
+    figures = app_state().store.stats()
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return

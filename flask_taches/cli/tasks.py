@@ -10,19 +10,23 @@ from __future__ import annotations
 import getpass
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from flask import current_app
 from sqlalchemy import select
 
+from ..clock import as_utc
 from ..console import preview
 from ..exceptions import TacheError, TacheNotFound
 from ..models import MAX_ID, Tache, taches_table
 from ..runner import run_claimed, run_one
+from ..state import app_state
 from ..status import FINISHED, Status
 from . import taches_cli
+
+if TYPE_CHECKING:
+    from ..extension import TachesExtension
 
 EXIT_COMPLETED = 0  # `run`: the task completed
 EXIT_NOT_COMPLETED = 1  # `run`: failed, interrupted, cancelled, or a retry is scheduled
@@ -111,7 +115,7 @@ def parse_datetime(text: str) -> datetime:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         fail(f"--run-at {text!r} is not an ISO 8601 date-time (e.g. 2030-01-31T08:00:00+01:00)")
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else as_utc(value)
 
 
 def cli_user() -> str:
@@ -122,8 +126,8 @@ def cli_user() -> str:
         return "cli"
 
 
-def _extension() -> Any:
-    return current_app.extensions["taches"]
+def _extension() -> TachesExtension:
+    return app_state().service
 
 
 def _get(tache_id: int) -> Tache:

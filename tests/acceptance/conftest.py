@@ -293,7 +293,7 @@ def sample_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleSe
             process.stop()
         with app.app_context():
             state = app.extensions["taches.state"]
-            if state.store is not None:
-                state.store.engine.dispose()
+            if state.built_store is not None:
+                state.built_store.engine.dispose()
             db.session.remove()
             db.engine.dispose()

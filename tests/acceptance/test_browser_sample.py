@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from flask_taches.models import utcnow
+from flask_taches.clock import utcnow
 from tests.acceptance.conftest import JS_POLL, SampleServer, wait_for
 
 pytestmark = pytest.mark.browser

@@ -45,8 +45,8 @@ def sample(tmp_path: Path) -> Iterator[Flask]:
     yield app
     with app.app_context():
         state = app.extensions["taches.state"]
-        if state.store is not None:
-            state.store.engine.dispose()
+        if state.built_store is not None:
+            state.built_store.engine.dispose()
         db.session.remove()
         db.engine.dispose()
 

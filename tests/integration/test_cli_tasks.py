@@ -17,7 +17,8 @@ from flask import Flask
 from sqlalchemy import inspect, select, update
 
 from flask_taches import Status
-from flask_taches.models import taches_table, utcnow
+from flask_taches.clock import utcnow
+from flask_taches.models import taches_table
 from tests import tasks
 from tests.app import db, taches
 
@@ -265,7 +266,7 @@ def test_cancel_restart_delete(app_ctx: Flask) -> None:
     assert row(tache_id)["status"] == Status.TO_RUN
     assert "nothing to restart" in one_error_line(invoke(app_ctx, "restart", str(tache_id)))
 
-    taches.store().claim_id(tache_id)
+    taches.store().claim_one(tache_id)
     asked = invoke(app_ctx, "cancel", str(tache_id))
     assert "asked its process to stop it" in asked.stdout
     refused = invoke(app_ctx, "delete", str(tache_id))
@@ -296,8 +297,8 @@ def test_purge_deletes_old_finished_tasks_and_their_files(db_ctx: Flask, tmp_pat
     old_waiting = taches.add("tests.tasks:add")
     store = taches.store()
     for tache_id in (old_done, old_failed, recent):
-        assert store.claim_id(tache_id)
-        store.finish(tache_id, 1, Status.COMPLETED if tache_id != old_failed else Status.FAILED)
+        assert store.claim_one(tache_id)
+        store.record_end(tache_id, 1, Status.COMPLETED if tache_id != old_failed else Status.FAILED)
     ten_days_ago = utcnow() - timedelta(days=10)
     with store.write() as conn:
         conn.execute(

@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from flask_taches import Status, Tache
-from flask_taches.models import utcnow
+from flask_taches.clock import utcnow
 from tests.app import db, taches
 from tests.manager_helpers import Managers, managers, messages, row, rows, wait_for
 from tests.manager_tasks import read_lines

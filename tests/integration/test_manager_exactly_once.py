@@ -18,7 +18,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from flask_taches import Status, Tache
-from flask_taches.models import taches_table, utcnow
+from flask_taches.clock import utcnow
+from flask_taches.models import taches_table
 from tests.app import db, taches
 from tests.manager_helpers import Managers, managers, rows, wait_for
 from tests.manager_tasks import read_lines

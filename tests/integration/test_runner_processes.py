@@ -181,7 +181,7 @@ def test_the_hidden_attempt_option_runs_a_claimed_row(
 ) -> None:
     with any_db_app.app_context():
         tache_id = add("tests.tasks:add", parametres={"a": 1})
-        attempt = taches.store().claim_id(tache_id)
+        attempt = taches.store().claim_one(tache_id)
     code, _, _ = finish(start("run", str(tache_id), "--attempt", str(attempt)))
     stored = read(second_connection, tache_id)
     assert (code, stored["status"], stored["result"]) == (0, Status.COMPLETED, 11)
@@ -199,7 +199,7 @@ from tests.app import create_app
 def refuse(*args, **kwargs):
     raise OperationalError("UPDATE taches", {}, Exception("database is locked"))
 
-Store.finish = refuse
+Store.record_end = refuse
 runner.FINISH_RETRY_DELAY = 0.01
 with create_app().app_context():
     runner.run_one(int(sys.argv[1]))

@@ -10,9 +10,17 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from flask_taches import MethodNotFound, MethodRefused, ParametresNotJSON, Status, Tache, inserting
+from flask_taches import (
+    MethodNotFound,
+    MethodRefused,
+    ParametresNotJSON,
+    Status,
+    Tache,
+    inserting,
+    methods,
+)
 from flask_taches.models import taches_table
-from flask_taches.store import PostgresStore
+from flask_taches.store.postgresql import CHANNEL
 from tests import app as test_app
 from tests.app import db, taches
 
@@ -37,13 +45,13 @@ def count() -> int:
 def locate_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every method the check really imports and walks (the cache's misses)."""
     calls: list[str] = []
-    real = inserting.locate
+    real = methods.locate
 
     def counting(method: str, allowed: Any = None) -> Any:
         calls.append(method)
         return real(method, allowed)
 
-    monkeypatch.setattr(inserting, "locate", counting)
+    monkeypatch.setattr(methods, "locate", counting)
     return calls
 
 
@@ -171,7 +179,7 @@ def test_the_cache_is_per_app(app: Flask, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_the_cache_starts_over_when_full() -> None:
-    checked = inserting.CheckedMethods(limit=2)
+    checked = methods.MethodCheck(limit=2)
     for method in ("tests.tasks:add", "tests.tasks:raises", "tests.tasks:chatty"):
         checked.check(method, ["tests"])
     with pytest.raises(MethodRefused):
@@ -232,14 +240,14 @@ def listening(db_ctx: Flask, dialect: str) -> Iterator[psycopg.Connection[Any]]:
     assert dialect == "postgresql", "NOTIFY is PostgreSQL's: mark the test dialects('postgresql')"
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"LISTEN {PostgresStore.CHANNEL}")
+        conn.execute(f"LISTEN {CHANNEL}")
         yield conn
 
 
 def received(listener: psycopg.Connection[Any]) -> list[str]:
     """The payloads committed so far: an end marker, sent last, closes the list."""
     with psycopg.connect(listener.info.dsn, autocommit=True) as other:
-        other.execute("SELECT pg_notify(%s, 'end')", (PostgresStore.CHANNEL,))
+        other.execute("SELECT pg_notify(%s, 'end')", (CHANNEL,))
     payloads = []
     for notify in listener.notifies():
         if notify.payload == "end":

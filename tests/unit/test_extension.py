@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_taches import ConfigurationError, Status, Tache, TachesExtension
-from flask_taches.extension import AppState
+from flask_taches.state import AppState
 
 #: A task for these tests (``tests`` is in TACHES_ALLOWED_MODULES below).
 NOOP = "tests.unit.test_extension:noop"
@@ -53,8 +53,8 @@ def make_app(tmp_path: Path) -> Iterator[AppFactory]:
     yield factory
     for app in apps:
         state = app.extensions.get("taches.state")
-        if state is not None and state.store is not None:
-            state.store.engine.dispose()
+        if state is not None and state.built_store is not None:
+            state.built_store.engine.dispose()
         sqlalchemy = app.extensions.get("sqlalchemy")
         if sqlalchemy is not None:
             with app.app_context():

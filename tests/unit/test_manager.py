@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from flask_taches import Status
 from flask_taches.cli.manager import format_stats, log_level
+from flask_taches.clock import utcnow
 from flask_taches.exceptions import ConfigurationError
 from flask_taches.executors import (
     EXIT_COMPLETED,
@@ -27,7 +28,7 @@ from flask_taches.executors import (
     exit_code,
 )
 from flask_taches.manager import Manager, ManagerOptions, Watched, pid_alive
-from flask_taches.models import taches_table, utcnow
+from flask_taches.models import taches_table
 from flask_taches.store import Claimed
 from tests.app import db, taches
 from tests.manager_helpers import rows

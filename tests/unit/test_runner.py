@@ -115,7 +115,7 @@ def test_an_instance_method_gets_its_class_built_by_injection(db_ctx: Flask) -> 
 def test_registered_services_object_and_factory(
     app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(taches, "_services", {})
+    monkeypatch.setattr(taches.hooks, "services", {})
     taches.register_service("clock", tasks.Clock)  # a class: built per run, by injection
     taches.register_service("greeter_prefix", "served")  # a ready object
     stored = add_and_run("tests.tasks:uses_services")
@@ -229,7 +229,7 @@ def test_a_refused_method_claimed_by_a_manager_ends_failed(db_ctx: Flask) -> Non
         conn.execute(
             update(taches_table).where(taches_table.c.id == tache_id).values(method="os:getcwd")
         )
-    attempt = taches.store().claim_id(tache_id)
+    attempt = taches.store().claim_one(tache_id)
     assert run_claimed(tache_id, attempt) is Status.FAILED, "refused again: no retry"
     assert "outside TACHES_ALLOWED_MODULES" in messages(tache_id)[-1]
 
@@ -243,7 +243,7 @@ def test_a_method_walking_out_of_the_allowlist_ends_failed(db_ctx: Flask) -> Non
             .where(taches_table.c.id == tache_id)
             .values(method="tests.tasks:os.getcwd")
         )
-    attempt = taches.store().claim_id(tache_id)
+    attempt = taches.store().claim_one(tache_id)
     assert run_claimed(tache_id, attempt) is Status.FAILED
     assert "walks through module 'os'" in messages(tache_id)[-1]
 
@@ -274,16 +274,16 @@ def test_run_claimed_refuses_a_row_it_does_not_own(app_ctx: Flask) -> None:
 def test_a_stale_attempts_writes_change_nothing(db_ctx: Flask) -> None:
     store = taches.store()
     tache_id = taches.add("tests.tasks:add", parametres={"a": 1})
-    stale = store.claim_id(tache_id)
+    stale = store.claim_one(tache_id)
     # Declared dead elsewhere, then claimed again: attempt 2 owns the row now.
-    assert store.finish(tache_id, stale, Status.INTERRUPTED) is Status.INTERRUPTED
+    assert store.record_end(tache_id, stale, Status.INTERRUPTED) is Status.INTERRUPTED
     store.restart(tache_id)
-    current = store.claim_id(tache_id)
+    current = store.claim_one(tache_id)
     before = row(tache_id)
-    assert not store.mark_started(tache_id, stale, 1, "ghost")
-    assert not store.save_live(tache_id, stale, logs=[], progress={"step": 1})
-    assert store.beat(tache_id, stale) == (False, None)
-    assert store.finish(tache_id, stale, Status.COMPLETED, result="stale") is None
+    assert not store.record_start(tache_id, stale, 1, "ghost")
+    assert not store.record_live(tache_id, stale, logs=[], progress={"step": 1})
+    assert not store.beat(tache_id, stale).owned
+    assert store.record_end(tache_id, stale, Status.COMPLETED, result="stale") is None
     assert run_claimed(tache_id, stale) is None
     assert row(tache_id) == before
     assert run_claimed(tache_id, current) is Status.COMPLETED
@@ -293,12 +293,12 @@ def test_a_stale_attempts_writes_change_nothing(db_ctx: Flask) -> None:
 def test_an_attempt_fenced_out_while_running_stops_and_writes_nothing(db_ctx: Flask) -> None:
     store = taches.store()
     tache_id = taches.add("tests.tasks:slow", parametres={"seconds": WAIT})
-    attempt = store.claim_id(tache_id)
+    attempt = store.claim_one(tache_id)
     snapshots: list[dict[str, Any]] = []
 
     def declare_dead() -> None:
         wait_for(lambda: "slow task begins" in messages(tache_id))
-        store.finish(tache_id, attempt, Status.INTERRUPTED)
+        store.record_end(tache_id, attempt, Status.INTERRUPTED)
         snapshots.append(row(tache_id))
 
     thread, _ = in_thread(db_ctx, declare_dead)
@@ -340,7 +340,7 @@ def test_signal_handlers_are_restored(app_ctx: Flask) -> None:
 def test_off_the_main_thread_the_end_is_still_right(db_ctx: Flask) -> None:
     store = taches.store()
     tache_id = taches.add("tests.tasks:slow", parametres={"seconds": 0.5})
-    attempt = store.claim_id(tache_id)
+    attempt = store.claim_one(tache_id)
     thread, results = in_thread(db_ctx, lambda: run_claimed(tache_id, attempt))
     wait_for(lambda: started(tache_id))
     taches.cancel(tache_id, who="bob")

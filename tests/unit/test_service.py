@@ -165,7 +165,7 @@ def test_run_at_aware_is_converted_and_naive_is_utc(db_ctx: Flask) -> None:
 def test_owner_explicit_or_none_outside_a_request(
     db_ctx: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(taches, "_identity_loader", lambda: "alice")
+    monkeypatch.setattr(taches.hooks, "identity_loader", lambda: "alice")
     assert row(taches.add("tests.tasks:add"))["owner"] is None, "no request: no identity"
     assert row(taches.add("tests.tasks:add", owner="bob"))["owner"] == "bob"
     with db_ctx.test_request_context("/"):
@@ -231,7 +231,7 @@ def test_cancel_rules(db_ctx: Flask) -> None:
     assert taches.cancel(waiting_chain[0]) is None, "already finished"
 
     running = taches.add("tests.tasks:add")
-    store.claim_id(running)
+    store.claim_one(running)
     assert taches.cancel(running) is Status.RUNNING, "its own process will stop it"
     stored = row(running)
     assert stored["status"] == Status.RUNNING
@@ -259,7 +259,7 @@ def test_restart_rules(db_ctx: Flask) -> None:
 def test_delete_rules(db_ctx: Flask) -> None:
     first, second = taches.chain("tests.tasks:add", "tests.tasks:add")
     running = taches.add("tests.tasks:add")
-    taches.store().claim_id(running)
+    taches.store().claim_one(running)
     with pytest.raises(InvalidTransition, match="RUNNING"):
         taches.delete(running)
     taches.delete(second)
@@ -328,7 +328,7 @@ def test_get_and_latest_see_a_change_made_since_the_sessions_first_read(db_ctx: 
     assert taches.get_or_raise(tache_id).status == Status.TO_RUN
     assert taches.latest("fresh").status == Status.TO_RUN  # type: ignore[union-attr]
     (claimed,) = taches.store().claim_batch(1, max_running=5, hostname="elsewhere")
-    taches.store().finish(tache_id, claimed.attempt, Status.COMPLETED, result=3)
+    taches.store().record_end(tache_id, claimed.attempt, Status.COMPLETED, result=3)
     assert taches.get_or_raise(tache_id).status == Status.COMPLETED
     newer = Tache(method="tests.tasks:add", parametres={"a": 2}, signature="fresh")
     with taches.store().write() as conn:  # another process adds one

@@ -16,7 +16,8 @@ from flask import Flask
 from sqlalchemy import event, select, text, update
 
 from flask_taches import Status, Tache
-from flask_taches.models import taches_table, utcnow
+from flask_taches.clock import utcnow
+from flask_taches.models import taches_table
 from flask_taches.processes import pid_alive
 from flask_taches.store import Store
 from tests.app import db, taches
@@ -140,7 +141,7 @@ def test_concurrent_claims_never_exceed_the_max(db_ctx: Flask) -> None:
             for _ in range(20):
                 for claimed in the_store.claim_batch(2, max_running=max_running, hostname=HOST):
                     seen.append(the_store.count_running())
-                    the_store.finish(claimed.id, claimed.attempt, Status.COMPLETED)
+                    the_store.record_end(claimed.id, claimed.attempt, Status.COMPLETED)
         except BaseException as exc:
             errors.append(exc)
 
@@ -157,19 +158,21 @@ def test_concurrent_claims_never_exceed_the_max(db_ctx: Flask) -> None:
 def test_attempts_state_and_fenced_end(db_ctx: Flask) -> None:
     (tache_id,) = add(1)
     (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
-    state = store().attempts_state([tache_id])[tache_id]
+    state = store().attempt_states([tache_id])[tache_id]
     assert (state.status, state.attempts, state.cancel_requested_at) == (Status.RUNNING, 1, None)
     taches.cancel(tache_id, who="alice")
-    state = store().attempts_state([tache_id])[tache_id]
+    state = store().attempt_states([tache_id])[tache_id]
     assert state.cancel_requested_by == "alice" and state.cancel_requested_at is not None
-    assert store().end_attempt(tache_id, 2, Status.INTERRUPTED, "wrong attempt") is None
-    final = store().end_attempt(tache_id, claimed.attempt, Status.INTERRUPTED, "killed by signal 9")
+    assert store().end_on_behalf(tache_id, 2, Status.INTERRUPTED, "wrong attempt") is None
+    final = store().end_on_behalf(
+        tache_id, claimed.attempt, Status.INTERRUPTED, "killed by signal 9"
+    )
     assert final is Status.CANCELLED, "the cancel asked before it died stands"
     stored = row(tache_id)
     assert stored["status"] == Status.CANCELLED
     assert stored["logs"][-2]["message"] == "killed by signal 9"
     assert stored["logs"][-1]["message"].startswith("cancelled by alice")
-    assert store().end_attempt(tache_id, claimed.attempt, Status.FAILED, "again") is None
+    assert store().end_on_behalf(tache_id, claimed.attempt, Status.FAILED, "again") is None
 
 
 def test_rescue_interrupts_a_silent_task_and_retries_it(db_ctx: Flask) -> None:
@@ -185,7 +188,7 @@ def test_rescue_interrupts_a_silent_task_and_retries_it(db_ctx: Flask) -> None:
     assert any("no heartbeat" in m for m in messages)
     assert any("retrying" in m for m in messages)
     # The retry is a new attempt; the old one can no longer write.
-    assert store().finish(tache_id, claimed.attempt, Status.COMPLETED) is None
+    assert store().record_end(tache_id, claimed.attempt, Status.COMPLETED) is None
 
 
 def test_rescue_finds_a_dead_local_process_at_once(db_ctx: Flask) -> None:
@@ -235,20 +238,20 @@ def test_rescue_leaves_a_task_that_beat_meanwhile(
     store().claim_batch(1, max_running=5, hostname="elsewhere")
     set_columns(tache_id, heartbeat_at=utcnow() - timedelta(seconds=60))
     the_store = store()
-    interrupt_if = the_store._interrupt_if
+    interrupt_if = the_store.interrupt_if_dead
 
     def beat_first(*args: object) -> Status | None:
         # A heartbeat lands between rescue's read and its locked write.
         set_columns(tache_id, heartbeat_at=utcnow())
         return interrupt_if(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(the_store, "_interrupt_if", beat_first)
+    monkeypatch.setattr(the_store, "interrupt_if_dead", beat_first)
     assert the_store.rescue(heartbeat_timeout=30, hostname=HOST, is_alive=lambda pid: True) == []
     assert row(tache_id)["status"] == Status.RUNNING
 
 
 def test_listener_wakes_on_a_new_task(db_ctx: Flask, dialect: str) -> None:
-    listener = store().listener(max_running=5)
+    listener = store().wake_source(max_running=5)
     try:
         assert listener.wait(0.05) is False
         add(1)
@@ -260,7 +263,7 @@ def test_listener_wakes_on_a_new_task(db_ctx: Flask, dialect: str) -> None:
 
 
 def test_listener_stops_waiting_when_the_wake_fd_is_readable(db_ctx: Flask) -> None:
-    listener = store().listener()
+    listener = store().wake_source()
     read_fd, write_fd = os.pipe()
     try:
         os.write(write_fd, b"x")
@@ -277,7 +280,7 @@ def test_stats_counts_and_throughput(db_ctx: Flask) -> None:
     (done,) = add(1)
     set_columns(done, run_at=utcnow() - timedelta(minutes=1))
     (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
-    store().finish(claimed.id, claimed.attempt, Status.COMPLETED)
+    store().record_end(claimed.id, claimed.attempt, Status.COMPLETED)
     stats = store().stats()
     assert stats["by_status"][Status.TO_RUN] == 3
     assert stats["by_status"][Status.COMPLETED] == 1
@@ -301,14 +304,14 @@ def test_a_deleted_task_id_is_never_given_again(db_ctx: Flask) -> None:
     unless the table is AUTOINCREMENT)."""
     (old,) = add(1)
     (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
-    store().end_attempt(old, claimed.attempt, Status.INTERRUPTED, "declared dead")
+    store().end_on_behalf(old, claimed.attempt, Status.INTERRUPTED, "declared dead")
     taches.delete(old)
     (new,) = add(1)
     assert new > old
     (again,) = store().claim_batch(1, max_running=5, hostname=HOST)
     assert again.attempt == claimed.attempt  # the late process's fence, were ids reused
-    assert not store().save_live(old, claimed.attempt, logs=[])
-    assert store().finish(old, claimed.attempt, Status.COMPLETED, logs=[]) is None
+    assert not store().record_live(old, claimed.attempt, logs=[])
+    assert store().record_end(old, claimed.attempt, Status.COMPLETED, logs=[]) is None
     assert row(new)["status"] == Status.RUNNING
 
 
@@ -371,9 +374,9 @@ def test_a_cancel_outlives_a_process_that_ends_before_acting_on_it(
     assert taches.cancel(first, who="alice") is Status.RUNNING
     db.session.remove()
     if ended is Status.INTERRUPTED:
-        final = store().end_attempt(first, claimed.attempt, ended, "process died")
+        final = store().end_on_behalf(first, claimed.attempt, ended, "process died")
     else:
-        final = store().finish(first, claimed.attempt, ended, logs=[])
+        final = store().record_end(first, claimed.attempt, ended, logs=[])
     assert final is Status.CANCELLED
     assert row(first)["status"] == Status.CANCELLED
     assert "cancelled by alice" in messages(first)[-1]
@@ -386,7 +389,7 @@ def test_a_chained_task_keeps_its_own_later_run_at(db_ctx: Flask) -> None:
     first, second = taches.chain(NOOP, Tache(method=NOOP, run_at=later))
     db.session.remove()
     (claimed,) = store().claim_batch(1, max_running=5, hostname=HOST)
-    assert store().finish(first, claimed.attempt, Status.COMPLETED, logs=[]) is Status.COMPLETED
+    assert store().record_end(first, claimed.attempt, Status.COMPLETED, logs=[]) is Status.COMPLETED
     assert row(second)["status"] == Status.TO_RUN
     assert abs(row(second)["run_at"] - later) < timedelta(seconds=1)
     assert store().claim_batch(1, max_running=5, hostname=HOST) == [], "not before its run_at"
@@ -399,7 +402,7 @@ def test_deleting_a_task_of_a_chain_cancels_the_tasks_waiting_on_it(db_ctx: Flas
     assert f"task {second} before it in the chain was deleted" in messages(third)[-1]
     (claimed,) = store().claim_batch(5, max_running=5, hostname=HOST)
     assert claimed.id == first
-    assert store().finish(first, claimed.attempt, Status.COMPLETED, logs=[]) is Status.COMPLETED
+    assert store().record_end(first, claimed.attempt, Status.COMPLETED, logs=[]) is Status.COMPLETED
     head, tail = taches.chain(NOOP, NOOP)
     taches.delete(head)
     assert row(tail)["status"] == Status.CANCELLED

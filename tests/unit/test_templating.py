@@ -11,7 +11,7 @@ from flask import Flask, render_template_string
 from markupsafe import Markup
 
 from flask_taches import ConfigurationError, Tache, templating
-from flask_taches.models import utcnow
+from flask_taches.clock import utcnow
 from tests.app import taches
 from tests.web import USERS, make
 

@@ -10,7 +10,7 @@ from flask import Flask
 from jinja2 import FileSystemLoader
 
 from flask_taches import Status
-from flask_taches.models import utcnow
+from flask_taches.clock import utcnow
 from tests.app import db, taches
 from tests.web import JSON, METHOD, SECRET, USERS, as_user, csrf_token, make, read
 

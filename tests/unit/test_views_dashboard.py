@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from flask_taches import Status, Tache
-from flask_taches.models import utcnow
+from flask_taches.clock import utcnow
 from flask_taches.views import PAGE_SIZE
 from tests.app import db, taches
 from tests.web import JSON, USERS, as_user, csrf_token, make, read

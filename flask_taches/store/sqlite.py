@@ -1,0 +1,208 @@
+"""SQLite: one writer at a time, so the claim lock is the database's own write lock.
+
+* **Transactions:** the store has an engine of its own on the same file whose
+  transactions ``BEGIN IMMEDIATE`` (the write lock up front, so no deadlock
+  when a reader upgrades), in WAL mode so pages never wait for tasks.
+* **Claims:** look first without the lock (most wake-ups find nothing), then
+  claim under ``BEGIN IMMEDIATE``.
+* **Wake-up source:** a watch on the database's files (every commit writes
+  the WAL), confirmed by one short read.
+* **Inserts:** one multi-row INSERT for many rows; SQLite numbers them in
+  VALUES order under the write lock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import Insert
+
+from ..models import taches_table
+from . import statements as sql
+from .base import Store
+from .claims import Started
+from .records import Claimed
+from .wakeups import WakeSource, readable
+
+BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
+FILE_WATCH = 0.01  # seconds between two looks at the database files by an idle manager
+
+# SQLAlchemy has no ordered RETURNING on SQLite and would send one INSERT per
+# row; a multi-row INSERT numbers its rows max(id)+1, +2... in VALUES order
+# under the write lock, so the ids, sorted, are in the rows' order.
+_INSERT_MANY: Insert = insert(taches_table).returning(sql.T.id)
+
+
+class SQLiteStore(Store):
+    """SQLite's store (see the module's docstring)."""
+
+    def __init__(self, engine: Engine, retry_base: float = 10.0) -> None:
+        super().__init__(own_engine(engine), retry_base)
+        self.app_engine = engine
+        self._reader: Engine | None = None
+
+    # -- transactions -------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Plain autocommit connections on the same file: reads never take the write lock."""
+        if self._reader is None:
+            self._reader = create_engine(
+                self.engine.url,
+                poolclass=NullPool,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"timeout": BUSY_TIMEOUT},
+            )
+        with self._reader.connect() as conn:
+            yield conn
+
+    def lock_row(self, conn: Connection, tache_id: int) -> dict[str, Any] | None:
+        # The IMMEDIATE transaction already holds the database's write lock.
+        return sql.read_row(conn, tache_id)
+
+    def raw_connection(self) -> Any:
+        # The pool and its connect event cost a just-forked process more than the
+        # write itself. WAL is the file's own (set by the engine's first connection,
+        # always made before a task ends); synchronous is per connection.
+        path = self.engine.url.database
+        if not path or path == ":memory:" or self.engine.url.query:
+            return super().raw_connection()
+        dbapi = self.engine.dialect.loaded_dbapi
+        raw = dbapi.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        raw.execute("PRAGMA synchronous=NORMAL")
+        return raw
+
+    def raw_begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def before_fork(self) -> None:
+        # A SQLite connection open across a fork shares its locking state with the
+        # child; the manager never uses the app's engine, so it need hold none.
+        self.app_engine.dispose()
+
+    def forget_connections_after_fork(self) -> None:
+        # Both engines are NullPool: no connection is kept, so none can be shared
+        # with the parent, and rebuilding their pools would only cost the child.
+        return
+
+    # -- claims and wake-ups ------------------------------------------------------
+
+    def claim_batch(
+        self,
+        limit: int,
+        *,
+        max_running: int,
+        queues: Sequence[str] | None = None,
+        hostname: str | None = None,
+        started: Started | None = None,
+        expect_work: bool = False,
+    ) -> list[Claimed]:
+        # Read first, without the write lock: most wake-ups of an idle manager
+        # find nothing to claim, and running tasks need that lock to beat and end.
+        if not expect_work:
+            with self.read() as conn:
+                claimable = self._claimable(conn, max_running, queues)
+            if not claimable:
+                self.record_pids(started or {}, hostname)
+                return []
+        return super().claim_batch(
+            limit, max_running=max_running, queues=queues, hostname=hostname, started=started
+        )
+
+    def wake_source(
+        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
+    ) -> WakeSource:
+        """Watches the database's files for commits by others."""
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            return WakeSource()
+
+        def claimable() -> bool:
+            with self.read() as conn:
+                return self._claimable(conn, max_running, queues)
+
+        return FileWatch(os.path.abspath(path), claimable)
+
+    # -- inserts --------------------------------------------------------------------
+
+    def _insert_many(self, conn: Connection, params: list[dict[str, Any]]) -> list[int]:
+        if not conn.dialect.insert_executemany_returning:
+            return super()._insert_many(conn, params)
+        ids = sorted(int(i) for i in conn.execute(_INSERT_MANY, params).scalars())
+        if ids[-1] - ids[0] + 1 != len(ids):
+            # Only when the largest rowid is taken: SQLite then picks them at random.
+            raise RuntimeError("SQLite gave non-consecutive ids to one insert: not saved")
+        return ids
+
+
+def own_engine(app_engine: Engine) -> Engine:
+    """An engine on the app's file whose transactions begin IMMEDIATE, in WAL mode.
+
+    The application's engine is left as it is.
+    """
+    url = make_url(str(app_engine.url.render_as_string(hide_password=False)))
+    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would BEGIN DEFERRED; we BEGIN ourselves.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if url.database and url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the
+            # last commits, not a crash of the process. It spares an fsync per
+            # commit, which a task's few short writes are otherwise bound by.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class FileWatch(WakeSource):
+    """Watches the database's files: every commit writes the WAL (or the file itself).
+
+    It keeps no connection open: the manager forks its children while it
+    waits, and a SQLite connection open across a fork shares its locking state
+    with the child. A change is confirmed with one short read (``claimable``).
+    """
+
+    def __init__(self, path: str, claimable: Callable[[], bool]) -> None:
+        self._paths = (f"{path}-wal", path)
+        self._claimable = claimable
+        self._seen = self._signature()
+
+    def _signature(self) -> tuple[tuple[int, int, int] | None, ...]:
+        found: list[tuple[int, int, int] | None] = []
+        for path in self._paths:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                found.append(None)
+            else:
+                found.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(found)
+
+    def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            signature = self._signature()
+            if signature != self._seen:
+                self._seen = signature
+                if self._claimable():
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0 or readable([wake_fd], min(FILE_WATCH, left)):
+                return False

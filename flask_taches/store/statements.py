@@ -1,0 +1,65 @@
+"""The statements every store shares, each written once.
+
+* :func:`fenced`: the WHERE of every write made for one attempt
+  (``id = :id AND attempts = :attempt AND status = 'RUNNING'``): a process
+  declared dead that comes back late matches no row and changes nothing;
+* :func:`claimed_values`: what a claim writes into a row it makes RUNNING;
+* :func:`read_row` / :func:`update_row`: one row by id;
+* :func:`ready`: the rows a manager may claim now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, select, update
+
+from ..models import taches_table
+from ..status import Status
+
+T = taches_table.c
+TO_RUN = Status.TO_RUN.value
+RUNNING = Status.RUNNING.value
+
+
+def fenced(tache_id: Any, attempt: Any) -> ColumnElement[bool]:
+    """This attempt's row, still RUNNING (values or bind parameters)."""
+    return (T.id == tache_id) & (T.attempts == attempt) & (T.status == RUNNING)
+
+
+def claimed_values(now: datetime, hostname: str | None) -> dict[str, Any]:
+    """The columns a claim sets (``attempts`` is the caller's: +1 in SQL or known)."""
+    return {
+        "status": RUNNING,
+        "started_at": now,
+        "ended_at": None,
+        "heartbeat_at": now,
+        "hostname": hostname,
+        "pid": None,
+        "cancel_requested_at": None,
+        "cancel_requested_by": None,
+    }
+
+
+def read_row(conn: Connection, tache_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
+    """The whole row, or None; ``for_update`` locks it where the database has row locks."""
+    query = select(taches_table).where(T.id == tache_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def update_row(conn: Connection, tache_id: int, **values: Any) -> int:
+    """Set ``values`` on one row by id; how many rows changed (0 or 1)."""
+    return conn.execute(update(taches_table).where(T.id == tache_id).values(**values)).rowcount
+
+
+def ready(now: datetime, queues: Sequence[str] | None) -> ColumnElement[bool]:
+    """TO_RUN and due (``run_at`` passed), in one of ``queues`` when given."""
+    clause = (T.status == TO_RUN) & (T.run_at.is_(None) | (T.run_at <= now))
+    if queues:
+        clause &= T.queue.in_(list(queues))
+    return clause
