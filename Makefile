@@ -40,7 +40,7 @@ help:
 
 # -- the virtual environment ---------------------------------------------------------
 
-$(STAMP): pyproject.toml setup.cfg
+$(STAMP): pyproject.toml
 	@echo "make: installing flask-taches[dev] into $(VENV) (packaging files changed)"
 	if [ ! -x "$(BIN)/python" ]; then $(PYTHON) -m venv "$(VENV)"; fi
 	"$(BIN)/python" -m pip install --quiet --upgrade pip
