@@ -90,9 +90,9 @@ class TachesExtension:
         self._register_migrations(app)
 
     def _register_web(self, app: Flask) -> None:
-        from . import templating, views
+        from .web import blueprint, templating
 
-        app.register_blueprint(views.blueprint, url_prefix=app.config["TACHES_URL_PREFIX"])
+        app.register_blueprint(blueprint, url_prefix=app.config["TACHES_URL_PREFIX"])
         templating.init_app(app)
 
     def _register_cli(self, app: Flask) -> None:

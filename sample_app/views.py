@@ -20,8 +20,9 @@ from flask import (
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
-from flask_taches import Status, Tache, csrf
+from flask_taches import Status, Tache
 from flask_taches.models import utcnow
+from flask_taches.web import csrf
 
 from . import USERS, current_user, current_user_is_admin, db, taches
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_taches import Status, i18n
+from flask_taches import Status
+from flask_taches.web import i18n
 
 #: The bundle's own French badge labels, which its users know.
 BUNDLE_FR = {

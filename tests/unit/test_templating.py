@@ -10,8 +10,9 @@ import pytest
 from flask import Flask, render_template_string
 from markupsafe import Markup
 
-from flask_taches import ConfigurationError, Tache, templating
+from flask_taches import ConfigurationError, Tache
 from flask_taches.clock import utcnow
+from flask_taches.web import templating
 from tests.app import taches
 from tests.web import USERS, make
 

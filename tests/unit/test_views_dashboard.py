@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from flask_taches import Status, Tache
 from flask_taches.clock import utcnow
-from flask_taches.views import PAGE_SIZE
+from flask_taches.web.dashboard import PAGE_SIZE
 from tests.app import db, taches
 from tests.web import JSON, USERS, as_user, csrf_token, make, read
 

@@ -18,7 +18,7 @@ import secrets
 from flask import current_app, request, session
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .exceptions import ConfigurationError, TacheError
+from ..exceptions import ConfigurationError, TacheError
 
 FIELD_NAME = "csrf_token"
 HEADERS = ("X-CSRFToken", "X-CSRF-Token")

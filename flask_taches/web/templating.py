@@ -25,16 +25,14 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, render_template, url_for
 from markupsafe import Markup, escape
 
-from . import auth, csrf, i18n
-from .clock import as_utc, utcnow
-from .models import LOG_LEVELS, MAX_ID, Tache, progress_percent
-from .state import app_state
-from .status import CANCELLABLE, RESTARTABLE, Status
+from .. import auth
+from ..clock import as_utc, utcnow
+from ..models import LOG_LEVELS, MAX_ID, Tache, progress_percent
+from ..preview import preview
+from ..state import app_state
+from ..status import CANCELLABLE, RESTARTABLE, Status
+from . import csrf, i18n
 
-#: Characters of a result shown in the live ``_result.html`` (the task page shows all).
-RESULT_PREVIEW = 300
-#: Characters of the last log message shown in the live summary.
-MESSAGE_PREVIEW = 200
 #: Actions the fragment may offer, in the order of their buttons.
 ACTION_ORDER = ("cancel", "restart", "delete")
 
@@ -59,6 +57,7 @@ def init_app(app: Flask) -> None:
         taches_language=i18n.current_language,
     )
     app.jinja_env.filters["taches_json"] = to_json
+    # ``taches_preview`` cuts at 300 characters unless told (``|taches_preview(200)``).
     app.jinja_env.filters["taches_preview"] = preview
 
 
@@ -196,12 +195,6 @@ def format_time(value: datetime | str | None) -> Markup:
 def to_json(value: Any) -> str:
     """Pretty JSON for a ``<pre>`` (plain text: autoescaping still applies)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def preview(value: Any, limit: int = RESULT_PREVIEW) -> str:
-    """A value as one short text: strings as they are, the rest as compact JSON."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- rendering ----------------------------------------------------------------------

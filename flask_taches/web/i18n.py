@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from .status import Status
+from ..status import Status
 
 DEFAULT_LANGUAGE = "en"
 

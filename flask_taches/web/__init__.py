@@ -1,0 +1,20 @@
+"""The web layer: the ``taches`` blueprint, its routes, and the Jinja helpers.
+
+One module per concept: :mod:`.blueprint` (the object), :mod:`.pages` (the
+dashboard and a task's page, read by :mod:`.dashboard`), :mod:`.status` (one
+task's fragment and JSON, and the batch ``status.js`` polls), :mod:`.actions`
+(cancel, restart, delete, cancel-all), :mod:`.files` (the download),
+:mod:`.answers` (HTML or JSON, errors, the 404 for what a user may not see),
+:mod:`.redirects`, :mod:`.inputs`, :mod:`.rows`, and beside the routes
+:mod:`.templating` (Jinja globals), :mod:`.csrf` and :mod:`.i18n`.
+
+Every route calls the service (``app_state().service``); endpoint names are
+``taches.<view function name>``.
+"""
+
+from __future__ import annotations
+
+from . import actions, files, pages, status  # noqa: F401  (each adds its routes to the blueprint)
+from .blueprint import blueprint
+
+__all__ = ["blueprint"]

@@ -1,0 +1,102 @@
+"""The actions: cancel, restart or delete one task, and cancel-all.
+
+Actions are POST only and CSRF-checked; they answer JSON to ``fetch``
+(``Accept: application/json`` or ``X-Requested-With: fetch``) and redirect a
+plain form post back to where it came from (:mod:`.redirects`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import jsonify, redirect
+from sqlalchemy import select
+
+from .. import auth
+from ..exceptions import InvalidTransition, TacheNotFound
+from ..models import Tache
+from ..state import app_state
+from ..status import UNFINISHED
+from . import csrf
+from .answers import fail, http_errors, live_data, no_store, visible_or_404, wants_json
+from .blueprint import blueprint
+from .redirects import back_from_action, back_to_dashboard
+from .rows import summary_only, visible_rows
+
+if TYPE_CHECKING:
+    from ..extension import TachesExtension  # the service API (soon its own class)
+
+#: The actions on one task, each a route ``POST /<id>/<action>`` and endpoint ``taches.<action>``.
+ONE_TASK_ACTIONS = ("cancel", "restart", "delete")
+
+
+def act_on(tache_id: int, action: str) -> Any:
+    """Check the token and the right, ask the service, answer JSON or a redirect."""
+    csrf.check()
+    tache = visible_or_404(tache_id)
+    if not auth.can(tache, action):
+        fail(403, f"you may not {action} task {tache_id}")
+    before = live_data(tache) if action == "delete" else None
+    apply_action(app_state().service, tache, action)
+    if wants_json():
+        if before is not None:
+            data = {**before, "deleted": True, "status_html": "", "result_html": ""}
+        else:
+            data = live_data(visible_or_404(tache_id))
+        return no_store(jsonify(tache=data))
+    return redirect(back_from_action(tache_id, deleted=action == "delete"), code=303)
+
+
+def apply_action(service: TachesExtension, tache: Tache, action: str) -> None:
+    if action == "cancel":
+        if service.cancel(tache, who=auth.current_owner() or "web") is None:
+            raise InvalidTransition(f"task {tache.id} is {tache.status}: nothing to cancel")
+    elif action == "restart":
+        service.restart(tache)
+    else:
+        service.delete(tache)
+
+
+def _action_view(action: str) -> Callable[[int], Any]:
+    def view(tache_id: int) -> Any:
+        return act_on(tache_id, action)
+
+    view.__name__ = action
+    view.__doc__ = f"POST: {action} one task (CSRF token required)."
+    return http_errors(view)
+
+
+for _name in ONE_TASK_ACTIONS:
+    blueprint.add_url_rule(
+        f"/<int:tache_id>/{_name}", endpoint=_name, view_func=_action_view(_name), methods=["POST"]
+    )
+
+
+@blueprint.post("/cancel-all")
+@http_errors
+def cancel_all() -> Any:
+    """Cancel every WAITING and TO_RUN task and stop every RUNNING one the user may."""
+    csrf.check()
+    service = app_state().service
+    who = auth.current_owner() or "web"
+    query = (
+        select(Tache)
+        .where(Tache.status.in_([s.value for s in UNFINISHED]))
+        .order_by(Tache.id)
+        .options(*summary_only())
+    )
+    candidates = visible_rows(query)
+    ids = [t.id for t in candidates if t.cancel_requested_at is None and auth.can(t, "cancel")]
+    done = [i for i in ids if _cancel_quietly(service, i, who)]
+    if wants_json():
+        return no_store(jsonify(cancelled=done))
+    return redirect(back_to_dashboard(), code=303)
+
+
+def _cancel_quietly(service: TachesExtension, tache_id: int, who: str) -> bool:
+    """Cancel one task of a bulk; one that finished or vanished meanwhile is skipped."""
+    try:
+        return service.cancel(tache_id, who=who) is not None
+    except TacheNotFound:
+        return False

@@ -1,0 +1,126 @@
+"""How the routes answer: HTML or JSON, never cached, errors as one line.
+
+Every route asks :func:`auth.can` about the task it touches; a task the user
+may not see answers 404 exactly like one that does not exist
+(:func:`visible_or_404`), so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+from flask import Response, abort, jsonify, make_response, request
+
+from .. import auth
+from ..exceptions import InvalidTransition, TacheError, TacheNotFound
+from ..models import MAX_ID, Tache
+from ..state import app_state
+from ..status import Status
+from . import csrf, i18n
+from .templating import render_result, render_status
+
+#: Routes that always answer JSON, errors included.
+JSON_ENDPOINTS = frozenset({"taches.status_json", "taches.batch_status"})
+#: What chooses between HTML and JSON, for ``Vary``.
+NEGOTIATED_ON = ("Accept", "X-Requested-With")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(TacheError):
+    """The request is not valid."""
+
+
+def wants_json() -> bool:
+    """JSON for ``fetch`` and API clients, HTML for browsers and forms."""
+    if request.endpoint in JSON_ENDPOINTS:
+        return True
+    if request.headers.get("X-Requested-With", "").lower() == "fetch":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def fail(code: int, message: str) -> NoReturn:
+    """Stop with ``code`` and a one-line ``message`` (JSON ``{"error": …}`` when wanted).
+
+    HTML errors go through ``abort`` so the application's own error pages apply.
+    """
+    if wants_json():
+        response = make_response(jsonify(error=message), code)
+        response.vary.update(NEGOTIATED_ON)
+        abort(response)
+    abort(code, description=message)
+
+
+def http_errors(view: F) -> F:
+    """Turn the service's refusals into HTTP answers, for one view."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except csrf.CSRFError as exc:
+            fail(400, str(exc))
+        except BadInput as exc:
+            fail(400, str(exc))
+        except TacheNotFound as exc:
+            fail(404, str(exc))
+        except InvalidTransition as exc:
+            fail(409, str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def visible_or_404(tache_id: int) -> Tache:
+    """The task if it exists and the current user may see it; else a 404."""
+    tache: Tache | None = None
+    if 0 < tache_id <= MAX_ID:
+        tache = app_state().service.get(tache_id)
+    if tache is None or not auth.can(tache, "view"):
+        # The same answer for "no such task" and "not yours": ids cannot be probed.
+        raise TacheNotFound(f"no task {tache_id} here")
+    return tache
+
+
+def status_data(tache: Tache) -> dict[str, Any]:
+    """``to_dict()`` (never ``parametres_caches``) plus ``finished`` and ``label``."""
+    data = tache.to_dict()
+    data["finished"] = Status(tache.status).is_finished
+    data["label"] = i18n.status_label(tache.status)
+    return data
+
+
+def live_data(tache: Tache) -> dict[str, Any]:
+    """One task as the batch route gives it: :func:`status_data` and both fragments.
+
+    Without ``logs``: a page polls this every few seconds for every task it
+    shows, and a long task's log would travel each time; ``result_html``
+    carries the logs summary and ``/<id>/status.json`` the full log.
+    """
+    data = status_data(tache)
+    del data["logs"]
+    data["status_html"] = str(render_status(tache))
+    data["result_html"] = str(render_result(tache))
+    return data
+
+
+def no_store(response: Response, negotiated: bool = False) -> Response:
+    """Live data: never cached; vary on what chose between HTML and JSON."""
+    response.headers["Cache-Control"] = "no-store"
+    if negotiated:
+        response.vary.update(NEGOTIATED_ON)
+    return response
+
+
+def html(markup: str) -> Response:
+    return Response(markup, mimetype="text/html")
+
+
+def task_answer(tache: Tache, render: Callable[[Tache], str]) -> Response:
+    """``tache`` as JSON when the client asks for JSON, else ``render(tache)`` as HTML."""
+    if wants_json():
+        return no_store(jsonify(status_data(tache)), negotiated=True)
+    return no_store(html(render(tache)), negotiated=True)

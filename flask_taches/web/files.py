@@ -1,0 +1,24 @@
+"""The download of a task's attached file."""
+
+from __future__ import annotations
+
+from flask import Response, send_file
+
+from .. import auth
+from ..exceptions import TacheNotFound
+from ..state import app_state
+from .answers import fail, http_errors, visible_or_404
+from .blueprint import blueprint
+
+
+@blueprint.get("/<int:tache_id>/fichier")
+@http_errors
+def fichier(tache_id: int) -> Response:
+    """The task's attached file, as a download."""
+    tache = visible_or_404(tache_id)
+    if not auth.can(tache, "fichier"):
+        fail(403, f"you may not download the file of task {tache_id}")
+    path = app_state().service.fichier_path(tache)
+    if path is None or not path.is_file():
+        raise TacheNotFound(f"task {tache_id} has no file")
+    return send_file(path, as_attachment=True, download_name=tache.fichier)

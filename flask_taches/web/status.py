@@ -1,0 +1,118 @@
+"""One task's live status (fragment or JSON), and the batch that ``status.js`` polls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from .. import auth
+from ..models import MAX_ID, Tache
+from ..state import app_state
+from . import csrf
+from .answers import (
+    BadInput,
+    http_errors,
+    live_data,
+    no_store,
+    status_data,
+    task_answer,
+    visible_or_404,
+)
+from .blueprint import blueprint
+from .inputs import as_list, parse_id, parse_signature, split_commas
+from .rows import no_secrets
+from .templating import render_status
+
+
+@blueprint.get("/<int:tache_id>/status")
+@http_errors
+def status(tache_id: int) -> Response:
+    """The status fragment, or the task as JSON when the client asks for JSON."""
+    return task_answer(visible_or_404(tache_id), render_status)
+
+
+@blueprint.get("/<int:tache_id>/status.json")
+@http_errors
+def status_json(tache_id: int) -> Response:
+    return no_store(jsonify(status_data(visible_or_404(tache_id))))
+
+
+@blueprint.route("/status", methods=["GET", "POST"])
+@http_errors
+def batch_status() -> Response:
+    """Many tasks at once, by id and by signature (the latest task of each).
+
+    POST is a read too (for long lists): it needs no CSRF token.
+    """
+    ids, signatures = batch_input()
+    limit = int(current_app.config["TACHES_BATCH_MAX"])
+    if len(ids) + len(signatures) > limit:
+        raise BadInput(
+            f"{len(ids)} ids + {len(signatures)} signatures: at most {limit} "
+            "(TACHES_BATCH_MAX) in one request"
+        )
+    found, missing_ids, missing_signatures = find_batch(ids, signatures)
+    payload = {
+        "taches": [live_data(t) for t in found],
+        "missing": {"ids": missing_ids, "signatures": missing_signatures},
+    }
+    return no_store(jsonify(payload))
+
+
+def batch_input() -> tuple[list[int], list[str]]:
+    """The ids and signatures asked: a JSON body, a form, or the query string."""
+    if request.method == "POST" and request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadInput('the JSON body must be an object: {"ids": [...], "signatures": [...]}')
+        raw_ids = as_list(body.get("ids"), "ids")
+        raw_signatures = as_list(body.get("signatures"), "signatures")
+    else:
+        source = request.form if request.method == "POST" else request.args
+        raw_ids = split_commas(source.getlist("ids"))
+        raw_signatures = split_commas(source.getlist("signatures"))
+    return [parse_id(v) for v in raw_ids], [parse_signature(v) for v in raw_signatures]
+
+
+def find_batch(
+    ids: Sequence[int], signatures: Sequence[str]
+) -> tuple[list[Tache], list[int], list[str]]:
+    """Tasks by id and latest task by signature, in two queries whatever the count.
+
+    Returns the visible tasks (ids first, in the order asked, each once), and
+    the ids and signatures that found nothing the user may see.
+    """
+    ids = list(dict.fromkeys(ids))
+    signatures = list(dict.fromkeys(signatures))
+    state = app_state()
+    session = state.db.session
+    latest = state.store.latest_ids(session.connection(), signatures) if signatures else {}
+    wanted = {i for i in ids if 0 < i <= MAX_ID} | set(latest.values())
+    rows: dict[int, Tache] = {}
+    if wanted:
+        query = select(Tache).where(Tache.id.in_(sorted(wanted))).options(no_secrets())
+        rows = {t.id: t for t in session.scalars(query) if auth.can(t, "view")}
+    order = [*ids, *(latest[s] for s in signatures if s in latest)]
+    found = [rows[i] for i in dict.fromkeys(order) if i in rows]
+    missing_ids = [i for i in ids if i not in rows]
+    missing_signatures = [s for s in signatures if latest.get(s) not in rows]
+    return found, missing_ids, missing_signatures
+
+
+#: How Flask-WTF names the batch view (``module.function``), to exempt it.
+BATCH_VIEW_PATH = f"{batch_status.__module__}.{batch_status.__name__}"
+
+
+@blueprint.before_app_request
+def _exempt_batch_from_wtf() -> None:
+    """The POST batch is a read: let Flask-WTF's ``CSRFProtect`` through (see :mod:`.csrf`)."""
+    csrf.exempt_from_wtf(BATCH_VIEW_PATH)
+
+
+@blueprint.record_once
+def _on_register(setup: Any) -> None:
+    with setup.app.app_context():
+        csrf.exempt_from_wtf(BATCH_VIEW_PATH)
