@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
@@ -16,13 +15,16 @@ from flask_taches import (
     ParametresNotJSON,
     Status,
     Tache,
-    inserting,
     methods,
 )
 from flask_taches.models import taches_table
+from flask_taches.service import json_values
 from flask_taches.store.postgresql import CHANNEL
 from tests import app as test_app
 from tests.app import db, taches
+
+if TYPE_CHECKING:
+    import psycopg
 
 ADD = "tests.tasks:add"
 MANY = 2345  # rows: more than two insertmanyvalues pages of 1000
@@ -200,14 +202,14 @@ def test_the_cache_starts_over_when_full() -> None:
     ],
 )
 def test_json_values_that_survive_are_accepted(value: dict[str, Any]) -> None:
-    assert inserting.json_object("parametres", value) is value
+    assert json_values.json_object("parametres", value) is value
 
 
 def test_deep_json_takes_the_full_check() -> None:
     value: dict[str, Any] = {"v": 1}
-    for _ in range(inserting.JSON_QUICK_DEPTH + 10):
+    for _ in range(json_values.JSON_QUICK_DEPTH + 10):
         value = {"v": value}
-    assert inserting.json_object("parametres", value) is value
+    assert json_values.json_object("parametres", value) is value
 
 
 @pytest.mark.parametrize(
@@ -222,14 +224,14 @@ def test_deep_json_takes_the_full_check() -> None:
 )
 def test_json_values_that_change_are_refused(value: dict[str, Any]) -> None:
     with pytest.raises(ParametresNotJSON):
-        inserting.json_object("parametres", value)
+        json_values.json_object("parametres", value)
 
 
 def test_a_cycle_is_refused() -> None:
     value: dict[str, Any] = {}
     value["self"] = [value]
     with pytest.raises(ParametresNotJSON):
-        inserting.json_object("parametres", value)
+        json_values.json_object("parametres", value)
 
 
 # -- one wake-up per call on PostgreSQL ------------------------------------------------------
@@ -237,6 +239,8 @@ def test_a_cycle_is_refused() -> None:
 
 @pytest.fixture
 def listening(db_ctx: Flask, dialect: str) -> Iterator[psycopg.Connection[Any]]:
+    import psycopg  # here: the unit tier runs where only SQLite is installed
+
     assert dialect == "postgresql", "NOTIFY is PostgreSQL's: mark the test dialects('postgresql')"
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -246,6 +250,8 @@ def listening(db_ctx: Flask, dialect: str) -> Iterator[psycopg.Connection[Any]]:
 
 def received(listener: psycopg.Connection[Any]) -> list[str]:
     """The payloads committed so far: an end marker, sent last, closes the list."""
+    import psycopg
+
     with psycopg.connect(listener.info.dsn, autocommit=True) as other:
         other.execute("SELECT pg_notify(%s, 'end')", (CHANNEL,))
     payloads = []

@@ -10,7 +10,7 @@ from flask import current_app
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
-from .exceptions import FichierRefused
+from ..exceptions import FichierRefused
 
 
 def safe_name(name: str | None) -> str:

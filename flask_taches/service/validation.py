@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Float, Integer, String
 
-from .exceptions import InvalidTache
-from .models import taches_table
+from ..exceptions import InvalidTache
+from ..models import taches_table
 
 #: What a 32-bit signed INTEGER column holds (PostgreSQL's and MySQL's ``INT``).
 INT_MIN = -(2**31)

@@ -1,4 +1,4 @@
-"""Has the application's ``db.session`` written in its current transaction?
+"""The caller's ``db.session``: has it written in its transaction, may it be ended?
 
 ``cancel()``, ``restart()``, ``delete()`` and ``purge()`` write through the
 store's own connections, and ``get()`` must read fresh rows: both want the
@@ -21,6 +21,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
+
+from ..exceptions import UncommittedSession
 
 #: ``session.info`` key: True once the current transaction has written.
 WROTE = "taches.wrote"
@@ -57,6 +59,32 @@ def has_written(session: Session | scoped_session[Any]) -> bool:
 def has_changes(session: Session | scoped_session[Any]) -> bool:
     """Written in its transaction, or objects waiting to be flushed."""
     return has_written(session) or bool(session.new or session.dirty or session.deleted)
+
+
+def end_idle_read(session: scoped_session[Any]) -> None:
+    """End an idle read transaction, whose snapshot may be old, before reading.
+
+    MySQL/MariaDB's REPEATABLE READ (and any snapshot isolation) keeps
+    showing the rows as of the transaction's first read, so a caller
+    polling ``get()`` would never see its task end. A session holding the
+    caller's work is left as it is: it reads its own writes.
+    """
+    if session.registry.has() and not has_changes(session):
+        session.rollback()
+
+
+def release_for_store(session: scoped_session[Any], action: str) -> None:
+    """End the request's read transaction before the store writes on its own.
+
+    A session holding the caller's work (written or pending) is never
+    rolled back: :class:`UncommittedSession` says to commit it first. On
+    SQLite the store would otherwise wait for the caller's own write lock.
+    """
+    if has_changes(session):
+        raise UncommittedSession(
+            f"commit db.session before {action}(): it holds uncommitted changes"
+        )
+    session.rollback()
 
 
 def _watch_engine(engine: Engine) -> bool:

@@ -1,0 +1,98 @@
+"""Adding tasks: one, many in one transaction, or a chain that runs one after the other.
+
+Each task becomes a checked :class:`~.new_rows.NewRow`; the rows are inserted
+by the store on the session's own connection (so ``commit=False`` joins the
+caller's transaction), files are copied once the ids are known, and the
+caller's :class:`Tache` objects are adopted. Any failure undoes all of it:
+the transaction, the adoption and the copied files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import InvalidTache
+from ..models import Tache
+from ..state import AppState, app_state
+from ..status import Status
+from .adopting import adopt, disown
+from .files import remove_folder, store_fichier
+from .new_rows import OWNER_UNSET, NewRow, NewRowRules, prepare
+
+
+def add_one(
+    tache: Tache | str, *, owner: Any, fichier: Any, commit: bool, options: dict[str, Any]
+) -> int:
+    """Insert one task (with its file, if any); its id."""
+    state = app_state()
+    row = prepare(tache, NewRowRules.of(state), owner=owner, options=options)
+    return save(state, [row], fichiers=[fichier], commit=commit)[0]
+
+
+def add_all(taches: Iterable[Tache | str], *, commit: bool) -> list[int]:
+    """Insert many tasks in one transaction; their ids in the order given."""
+    state = app_state()
+    rows = _prepare_all(state, taches)
+    if not rows:
+        return []
+    return save(state, rows, commit=commit)
+
+
+def add_chain(taches: Sequence[Tache | str], *, commit: bool) -> list[int]:
+    """Insert a chain: the first TO_RUN, each next one WAITING on the one before."""
+    if len(taches) < 2:
+        raise InvalidTache("a chain needs at least two tasks")
+    state = app_state()
+    rows = _prepare_all(state, taches)
+    for waiting in rows[1:]:
+        waiting.values["status"] = Status.WAITING.value
+    return save(state, rows, commit=commit, chained=True)
+
+
+def _prepare_all(state: AppState, taches: Iterable[Tache | str]) -> list[NewRow]:
+    rules = NewRowRules.of(state)
+    return [prepare(tache, rules, owner=OWNER_UNSET) for tache in taches]
+
+
+def save(
+    state: AppState,
+    rows: Sequence[NewRow],
+    *,
+    fichiers: Sequence[Any] | None = None,
+    commit: bool,
+    chained: bool = False,
+) -> list[int]:
+    """Insert ``rows`` (linked as a chain when ``chained``), copy their files, adopt them."""
+    session = state.db.session()
+    for row in rows:
+        if row.tache is not None and row.tache in session:
+            session.expunge(row.tache)  # added by the caller: we insert it, not the flush
+    # The session's own connection: commit=False joins the caller's transaction.
+    conn = session.connection(bind_arguments={"mapper": Tache})
+    copied: list[Path] = []
+    adopted: list[Tache] = []
+    store = state.store
+    try:
+        ids = store.insert(conn, [row.values for row in rows])
+        if chained:
+            store.link_chain(conn, ids)
+            for row, next_id in zip(rows, ids[1:], strict=False):
+                row.values["next_id"] = next_id
+        for row, tache_id, fichier in zip(rows, ids, fichiers or (), strict=False):
+            if fichier is not None:
+                folder = state.fichier_folder(tache_id)
+                copied.append(folder)
+                row.values["fichier"] = store_fichier(folder, fichier)
+                store.set_fichier(conn, tache_id, row.values["fichier"])
+        adopted = adopt(session, rows, ids)
+        if commit:
+            session.commit()
+    except BaseException:
+        session.rollback()
+        disown(session, adopted)
+        for folder in copied:
+            remove_folder(folder)
+        raise
+    return ids
