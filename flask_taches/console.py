@@ -9,7 +9,6 @@ and the log entries only.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -18,8 +17,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
+from .preview import PREVIEW, preview
+from .verbosity import log_level
+
 BAR_WIDTH = 30  # characters of the progress bar on a terminal
-PREVIEW = 300  # characters of a result or of details shown before cutting
+#: Characters of a log entry's details shown at -vv (a result gets ``PREVIEW``).
+DETAILS_PREVIEW = PREVIEW * 10
 
 RESET = "\033[0m"
 CLEAR_LINE = "\r\033[K"
@@ -47,27 +50,6 @@ LEVEL_NUMBERS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-
-
-def log_level(verbosity: int) -> int:
-    """The ``-v`` count as a logging level: 0 WARNING, 1 (``-v``) INFO, 2+ (``-vv``) DEBUG."""
-    if verbosity <= 0:
-        return logging.WARNING
-    if verbosity == 1:
-        return logging.INFO
-    return logging.DEBUG
-
-
-def preview(value: Any, limit: int = PREVIEW) -> str:
-    """A one-line rendering of a result or of log details, cut at ``limit`` characters."""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False, default=repr)
-        except (TypeError, ValueError):
-            text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Console:
@@ -157,7 +139,7 @@ class Console:
         text = f"{clock} {level.upper():<8} {message}"
         self._line(self._paint(text, LEVEL_COLOURS.get(level, "")))
         if details is not None and self.shows_debug:
-            for line in preview(details, limit=PREVIEW * 10).splitlines():
+            for line in preview(details, limit=DETAILS_PREVIEW).splitlines():
                 self._line(self._paint(f"    {line}", LEVEL_COLOURS["debug"]))
 
     def _line(self, text: str) -> None:

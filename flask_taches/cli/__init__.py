@@ -2,7 +2,8 @@
 
 The group is an ``AppGroup``, so every command runs inside an app context.
 Commands about single tasks live in :mod:`.tasks`, the manager's in
-:mod:`.manager`.
+:mod:`.manager`, the schema's in :mod:`.database`; what they read from the
+command line in :mod:`.inputs`, and their one error boundary in :mod:`.errors`.
 """
 
 from __future__ import annotations

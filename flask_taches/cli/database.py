@@ -1,7 +1,8 @@
-"""Commands about the schema: where the extension's Alembic revisions live.
+"""Commands about the schema: ``init-db``, and where the extension's Alembic revisions live.
 
-``flask db upgrade`` finds them by itself when the app uses Flask-Migrate; a
-project that drives Alembic directly lists this folder in its ``alembic.ini``.
+``flask db upgrade`` finds the revisions by itself when the app uses
+Flask-Migrate; a project that drives Alembic directly lists this folder in its
+``alembic.ini``; a quick start without migrations runs ``init-db``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import click
 
 from ..migrations import VERSIONS_DIR
+from ..models import taches_table
+from ..state import app_state
 from . import taches_cli
+from .errors import TaskCommand
 
 
 @taches_cli.command("migrations-dir")
@@ -20,3 +24,11 @@ def migrations_dir_command() -> None:
     with ``path_separator = os``.
     """
     click.echo(str(VERSIONS_DIR))
+
+
+@taches_cli.command("init-db", cls=TaskCommand)
+def init_db_command() -> None:
+    """Create the taches table and its indexes if missing (a quick start without migrations)."""
+    db = app_state().db
+    db.metadata.tables[taches_table.name].create(db.engine, checkfirst=True)
+    click.echo(f"table {taches_table.name!r} is ready")

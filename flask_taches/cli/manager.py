@@ -17,19 +17,20 @@ from ..exceptions import ConfigurationError
 from ..manager import EXECUTORS, Manager, ManagerOptions
 from ..state import app_state
 from ..status import Status
+from ..verbosity import log_level
 from . import taches_cli
 
 #: Format of the manager's lines on stdout (one per claim, start and end with -v).
 LINE_FORMAT = "%(asctime)s %(message)s"
 
 
-def log_level(verbosity: int) -> int:
-    """``-v`` count to a level: warnings only, then claims/starts/ends, then debug."""
-    if verbosity <= 0:
-        return logging.WARNING
-    if verbosity <= 2:
-        return logging.INFO
-    return logging.DEBUG
+def manager_log_level(verbosity: int) -> int:
+    """``-v`` count to a level: warnings only, then claims/starts/ends, then debug.
+
+    ``-vv`` passes the tasks' own output through (as ``run -vv``); the manager's
+    own debug lines wait for ``-vvv``.
+    """
+    return log_level(verbosity, debug_from=3)
 
 
 @contextmanager
@@ -39,7 +40,7 @@ def manager_output(verbosity: int) -> Iterator[None]:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(LINE_FORMAT))
     previous = log.level
-    log.setLevel(log_level(verbosity))
+    log.setLevel(manager_log_level(verbosity))
     log.addHandler(handler)
     try:
         yield

@@ -1,121 +1,39 @@
-"""Commands about single tasks: run, add, list, show, cancel, restart, delete, purge, init-db.
+"""Commands about single tasks: run, add, list, show, cancel, restart, delete, purge.
 
-A thin shell over the service API (:class:`~flask_taches.TachesExtension`) and
-the runner. Bad input never changes anything: it gets one line on stderr
-(``Error: ...``) and exit code 2.
+A thin shell over the service API (``app_state().service``) and the runner.
+Bad input never changes anything: it gets one line on stderr (``Error: ...``)
+and exit code 2, through the one boundary of :mod:`.errors`.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
 
-from ..clock import as_utc
-from ..console import preview
-from ..exceptions import TacheError, TacheNotFound
-from ..models import MAX_ID, Tache, taches_table
+from ..exit_codes import exit_code
+from ..models import Tache
+from ..preview import preview
 from ..runner import run_claimed, run_one
 from ..state import app_state
 from ..status import FINISHED, Status
 from . import taches_cli
+from .errors import TaskCommand, fail
+from .inputs import TASK_ID, parse_datetime, parse_parametres
 
 if TYPE_CHECKING:
     from ..extension import TachesExtension
 
-EXIT_COMPLETED = 0  # `run`: the task completed
-EXIT_NOT_COMPLETED = 1  # `run`: failed, interrupted, cancelled, or a retry is scheduled
-EXIT_INVALID = 2  # bad input: unknown id, not TO_RUN, refused method...
 LIST_LIMIT = 50  # rows `list` shows unless told otherwise
+#: Characters of one log entry's details that ``show`` prints.
+DETAILS_PREVIEW = 4000
 
 STATUS_NAMES = [s.value for s in Status]
 FINISHED_NAMES = sorted(s.value for s in FINISHED)
-
-
-class InvalidInput(click.ClickException):
-    """Bad input: shown as one ``Error: ...`` line on stderr, exit code 2."""
-
-    exit_code = EXIT_INVALID
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))  # always one line
-
-
-class TaskCommand(click.Command):
-    """A command whose usage errors are one line too (not the usage block)."""
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            raise InvalidInput(exc.format_message()) from exc
-
-
-def fail(message: str) -> NoReturn:
-    raise InvalidInput(message)
-
-
-def parse_id(text: str) -> int:
-    """A task id from the command line, or a one-line refusal."""
-    try:
-        value = int(text)
-    except ValueError:
-        fail(f"{text!r} is not a task id (a positive integer)")
-    if not 0 < value <= MAX_ID:
-        fail(f"{text!r} is not a task id (an integer from 1 to {MAX_ID})")
-    return value
-
-
-def exit_code(status: Status | None) -> int:
-    """``run``'s exit code for the status stored at the end (None: fenced out)."""
-    return EXIT_COMPLETED if status is Status.COMPLETED else EXIT_NOT_COMPLETED
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """``key=value``: the value is JSON when it parses as JSON, else the raw string."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        fail(f"-p {text!r}: expected KEY=VALUE")
-    try:
-        return key, json.loads(raw)
-    except ValueError:
-        return key, raw
-
-
-def parse_parametres(json_text: str | None, params: Sequence[str]) -> dict[str, Any]:
-    parametres: dict[str, Any] = {}
-    if json_text is not None:
-        try:
-            parametres = json.loads(json_text)
-        except ValueError as exc:
-            fail(f"--json is not valid JSON: {exc}")
-        if not isinstance(parametres, dict):
-            fail(f"--json must be a JSON object, not {type(parametres).__name__}")
-    for text in params:
-        key, value = parse_param(text)
-        parametres[key] = value
-    return parametres
-
-
-def parse_datetime(text: str) -> datetime:
-    """An ISO 8601 date-time; ``Z`` means UTC and a naive one is UTC too."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--run-at {text!r} is not an ISO 8601 date-time (e.g. 2030-01-31T08:00:00+01:00)")
-    return value if value.tzinfo is not None else as_utc(value)
 
 
 def cli_user() -> str:
@@ -126,16 +44,8 @@ def cli_user() -> str:
         return "cli"
 
 
-def _extension() -> TachesExtension:
+def _service() -> TachesExtension:
     return app_state().service
-
-
-def _get(tache_id: int) -> Tache:
-    try:
-        tache: Tache = _extension().get_or_raise(tache_id)
-    except TacheNotFound as exc:
-        fail(str(exc))
-    return tache
 
 
 def _as_json(data: Any) -> str:
@@ -146,7 +56,7 @@ def _as_json(data: Any) -> str:
 
 
 @taches_cli.command("run", cls=TaskCommand)
-@click.argument("tache_id", metavar="ID")
+@click.argument("tache_id", metavar="ID", type=TASK_ID)
 @click.option(
     "-v",
     "--verbose",
@@ -156,24 +66,20 @@ def _as_json(data: Any) -> str:
 )
 @click.option("--force", is_flag=True, help="Run it even if it is not TO_RUN (never twice).")
 @click.option("--attempt", type=int, hidden=True, help="Run an attempt a manager has claimed.")
-def run_command(tache_id: str, verbosity: int, force: bool, attempt: int | None) -> None:
+def run_command(tache_id: int, verbosity: int, force: bool, attempt: int | None) -> None:
     """Run task ID in this process.
 
     Exit status: 0 completed; 1 failed, interrupted, cancelled or retry
     scheduled; 2 not runnable (unknown id, not TO_RUN without --force, method
-    outside TACHES_ALLOWED_MODULES).
+    outside TACHES_ALLOWED_MODULES) or its end not this run's (taken over elsewhere).
     """
-    ident = parse_id(tache_id)
-    try:
-        if attempt is not None:
-            status = run_claimed(ident, attempt, verbosity=verbosity)
-        else:
-            status = run_one(ident, force=force, verbosity=verbosity)
-    except TacheError as exc:
-        fail(str(exc))
+    if attempt is not None:
+        status = run_claimed(tache_id, attempt, verbosity=verbosity)
+    else:
+        status = run_one(tache_id, force=force, verbosity=verbosity)
     if status is not Status.COMPLETED and verbosity == 0:
         ended = status.value if status is not None else "not recorded (taken over elsewhere)"
-        click.echo(f"task {ident} ended {ended}", err=True)
+        click.echo(f"task {tache_id} ended {ended}", err=True)
     raise click.exceptions.Exit(exit_code(status))
 
 
@@ -220,11 +126,7 @@ def add_command(
         "timeout": timeout,
     }
     options.update({key: value for key, value in given.items() if value is not None})
-    try:
-        tache_id = _extension().add(method, owner=None, **options)
-    except TacheError as exc:
-        fail(str(exc))
-    click.echo(tache_id)
+    click.echo(_service().add(method, owner=None, **options))
 
 
 # -- list and show ----------------------------------------------------------------------------
@@ -250,7 +152,7 @@ def list_command(
         query = query.where(Tache.status.in_([s.upper() for s in statuses]))
     if signature is not None:
         query = query.where(Tache.signature == signature)
-    taches = list(_extension().db().session.scalars(query))
+    taches = list(_service().db().session.scalars(query))
     if as_json:
         click.echo(_as_json([tache.to_dict() for tache in taches]))
         return
@@ -271,11 +173,11 @@ def _list_line(tache: Tache) -> str:
 
 
 @taches_cli.command("show", cls=TaskCommand)
-@click.argument("tache_id", metavar="ID")
+@click.argument("tache_id", metavar="ID", type=TASK_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
-def show_command(tache_id: str, as_json: bool) -> None:
+def show_command(tache_id: int, as_json: bool) -> None:
     """Show task ID: its columns (never parametres_caches) and its logs."""
-    tache = _get(parse_id(tache_id))
+    tache = _service().get_or_raise(tache_id)
     data = tache.to_dict()
     if as_json:
         click.echo(_as_json(data))
@@ -291,7 +193,7 @@ def show_command(tache_id: str, as_json: bool) -> None:
         level = str(entry.get("level", "")).upper()
         click.echo(f"    {entry.get('at', '')}  {level:<8} {entry.get('message', '')}")
         if entry.get("details") is not None:
-            for line in preview(entry["details"], limit=4000).splitlines():
+            for line in preview(entry["details"], limit=DETAILS_PREVIEW).splitlines():
                 click.echo(f"        {line}")
 
 
@@ -299,44 +201,32 @@ def show_command(tache_id: str, as_json: bool) -> None:
 
 
 @taches_cli.command("cancel", cls=TaskCommand)
-@click.argument("tache_id", metavar="ID")
-def cancel_command(tache_id: str) -> None:
+@click.argument("tache_id", metavar="ID", type=TASK_ID)
+def cancel_command(tache_id: int) -> None:
     """Cancel task ID; a RUNNING one is stopped by its own process at its next heartbeat."""
-    ident = parse_id(tache_id)
-    try:
-        status = _extension().cancel(ident, who=cli_user())
-    except TacheError as exc:
-        fail(str(exc))
+    status = _service().cancel(tache_id, who=cli_user())
     if status is None:
-        fail(f"task {ident} is {_get(ident).status}: nothing to cancel")
+        fail(f"task {tache_id} is {_service().get_or_raise(tache_id).status}: nothing to cancel")
     if status is Status.RUNNING:
-        click.echo(f"task {ident} is RUNNING: asked its process to stop it")
+        click.echo(f"task {tache_id} is RUNNING: asked its process to stop it")
     else:
-        click.echo(f"task {ident} is {status.value}")
+        click.echo(f"task {tache_id} is {status.value}")
 
 
 @taches_cli.command("restart", cls=TaskCommand)
-@click.argument("tache_id", metavar="ID")
-def restart_command(tache_id: str) -> None:
+@click.argument("tache_id", metavar="ID", type=TASK_ID)
+def restart_command(tache_id: int) -> None:
     """Put finished task ID back to TO_RUN (its logs are kept)."""
-    ident = parse_id(tache_id)
-    try:
-        _extension().restart(ident)
-    except TacheError as exc:
-        fail(str(exc))
-    click.echo(f"task {ident} is TO_RUN")
+    _service().restart(tache_id)
+    click.echo(f"task {tache_id} is TO_RUN")
 
 
 @taches_cli.command("delete", cls=TaskCommand)
-@click.argument("tache_id", metavar="ID")
-def delete_command(tache_id: str) -> None:
+@click.argument("tache_id", metavar="ID", type=TASK_ID)
+def delete_command(tache_id: int) -> None:
     """Delete task ID and its attached file (not while it is RUNNING)."""
-    ident = parse_id(tache_id)
-    try:
-        _extension().delete(ident)
-    except TacheError as exc:
-        fail(str(exc))
-    click.echo(f"task {ident} deleted")
+    _service().delete(tache_id)
+    click.echo(f"task {tache_id} deleted")
 
 
 @taches_cli.command("purge", cls=TaskCommand)
@@ -357,16 +247,5 @@ def delete_command(tache_id: str) -> None:
 )
 def purge_command(days: float, statuses: tuple[str, ...]) -> None:
     """Delete finished tasks that ended more than DAYS days ago, with their files."""
-    count = _extension().purge(timedelta(days=days), statuses or None)
+    count = _service().purge(timedelta(days=days), statuses or None)
     click.echo(f"{count} task(s) deleted")
-
-
-# -- schema -------------------------------------------------------------------------------------
-
-
-@taches_cli.command("init-db", cls=TaskCommand)
-def init_db_command() -> None:
-    """Create the taches table and its indexes if missing (a quick start without migrations)."""
-    db = _extension().db()
-    db.metadata.tables[taches_table.name].create(db.engine, checkfirst=True)
-    click.echo(f"table {taches_table.name!r} is ready")

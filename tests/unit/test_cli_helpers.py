@@ -9,19 +9,13 @@ from datetime import datetime, timedelta, timezone
 import click
 import pytest
 
-from flask_taches.cli.tasks import (
-    EXIT_COMPLETED,
-    EXIT_INVALID,
-    EXIT_NOT_COMPLETED,
-    InvalidInput,
-    exit_code,
-    parse_datetime,
-    parse_id,
-    parse_param,
-    parse_parametres,
-)
-from flask_taches.console import CLEAR_LINE, Console, log_level, preview
+from flask_taches.cli.errors import EXIT_INVALID, InvalidInput
+from flask_taches.cli.inputs import parse_datetime, parse_id, parse_param, parse_parametres
+from flask_taches.console import CLEAR_LINE, Console
+from flask_taches.exit_codes import EXIT_COMPLETED, EXIT_ENDED, EXIT_NOT_RUN, exit_code
+from flask_taches.preview import preview
 from flask_taches.status import Status
+from flask_taches.verbosity import log_level
 
 
 @pytest.mark.parametrize(
@@ -34,8 +28,10 @@ def test_log_level_of_the_v_count(verbosity: int, level: int) -> None:
 
 def test_exit_codes() -> None:
     assert exit_code(Status.COMPLETED) == EXIT_COMPLETED == 0
-    for status in (Status.FAILED, Status.INTERRUPTED, Status.CANCELLED, Status.TO_RUN, None):
-        assert exit_code(status) == EXIT_NOT_COMPLETED == 1
+    for status in (Status.FAILED, Status.INTERRUPTED, Status.CANCELLED, Status.TO_RUN):
+        assert exit_code(status) == EXIT_ENDED == 1
+    # An end recorded by someone else (fenced out): not this run's, as for an executor's child.
+    assert exit_code(None) == EXIT_NOT_RUN == 2
     assert InvalidInput("x").exit_code == EXIT_INVALID == 2
 
 

@@ -16,7 +16,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from flask_taches import Status
-from flask_taches.cli.manager import format_stats, log_level
+from flask_taches.cli.manager import format_stats
+from flask_taches.cli.manager import manager_log_level as log_level
 from flask_taches.clock import utcnow
 from flask_taches.exceptions import ConfigurationError
 from flask_taches.executors import (
