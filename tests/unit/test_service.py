@@ -1,8 +1,9 @@
-"""The service API on the extension: add, chain, latest, cancel, restart, delete, files."""
+"""The service API (``TaskService``, which the extension is): add, chain, read, act, files."""
 
 from __future__ import annotations
 
 import io
+import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from flask_taches import (
 )
 from flask_taches.models import taches_table
 from flask_taches.runner import run_one
+from flask_taches.service import TaskService
+from flask_taches.state import app_state
 from tests.app import db, taches
 
 
@@ -360,6 +363,45 @@ def _row_values(tache: Tache) -> dict[str, Any]:
         "attempts": 0,
         "max_attempts": 1,
     }
+
+
+# -- figures and the pages' rescue ------------------------------------------------------------
+
+
+def test_the_extension_is_the_apps_service(app_ctx: Flask) -> None:
+    assert isinstance(taches, TaskService)
+    assert app_state().service is taches
+
+
+def test_stats_are_the_stores_figures(db_ctx: Flask) -> None:
+    taches.add_many(["tests.tasks:add", "tests.tasks:add"])
+    taches.add("tests.tasks:add", queue="slow")
+    figures = taches.stats(windows=(1, 60))
+    assert set(figures) == set(taches.store().stats())
+    assert figures["by_status"]["TO_RUN"] == 3
+    assert figures["by_queue"] == {"default": {"TO_RUN": 2}, "slow": {"TO_RUN": 1}}
+    assert [window["minutes"] for window in figures["throughput"]] == [1, 60]
+
+
+def test_rescue_stale_interrupts_a_dead_task_at_most_once_per_heartbeat(db_ctx: Flask) -> None:
+    here = socket.gethostname()
+    store = taches.store()
+    first, second = taches.add_many(["tests.tasks:add", "tests.tasks:add"])
+    for tache_id in (first, second):
+        attempt = store.claim_one(tache_id, hostname=here)
+        store.record_start(tache_id, attempt, 999_999, here)  # a pid that is gone
+    app_state().last_page_rescue = float("-inf")
+    rescued = taches.rescue_stale()
+    assert sorted((r.id, r.status) for r in rescued) == [
+        (first, Status.INTERRUPTED),
+        (second, Status.INTERRUPTED),
+    ]
+    assert row(first)["status"] == Status.INTERRUPTED
+    third = taches.add("tests.tasks:add")
+    attempt = store.claim_one(third, hostname=here)
+    store.record_start(third, attempt, 999_999, here)
+    assert taches.rescue_stale() == [], "asked again within TACHES_HEARTBEAT: nothing done"
+    assert row(third)["status"] == Status.RUNNING
 
 
 # -- attached files ----------------------------------------------------------------------------
