@@ -27,13 +27,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
 )
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.types import TypeDecorator
 
 from .clock import as_utc, utcnow
+from .lifecycle import LogEntry, log_entry
 from .status import Status
 
 #: Largest task id: ``id`` is an INTEGER column (32-bit signed on PostgreSQL and
@@ -90,7 +93,7 @@ class Base(DeclarativeBase):
 class Recorder(Protocol):
     """What the runner attaches to a running task to persist its logs live."""
 
-    def on_log(self, tache: Tache, entry: dict[str, Any]) -> None: ...
+    def on_log(self, tache: Tache, entry: LogEntry) -> None: ...
 
     def on_progress(self, tache: Tache, progress: dict[str, Any]) -> None: ...
 
@@ -188,17 +191,26 @@ class Tache(Base):
         if level == "debug":
             self.debug(message, details)
             return
-        entry = {
-            "level": level,
-            "message": str(message),
-            "details": details,
-            "at": utcnow().isoformat(),
-        }
-        # A new list, so the ORM sees the change when the task is not running.
-        self.logs = [*(self.logs or []), entry]
+        entry = log_entry(level, str(message), utcnow(), details)
+        self._append_log(entry)
         recorder = self._recorder
         if recorder is not None:
             recorder.on_log(self, entry)
+
+    def _append_log(self, entry: LogEntry) -> None:
+        """Append in place: a new list per entry would make a chatty task quadratic.
+
+        An instance no session knows of (the runner's detached copy, or one not
+        added yet) needs nothing more; the ORM does not watch inside a JSON
+        value, so one it tracks (or tracked) is told that ``logs`` changed.
+        """
+        logs = self.logs
+        if logs is None:
+            self.logs = [entry]
+            return
+        logs.append(entry)
+        if not inspect(self).transient:
+            flag_modified(self, "logs")
 
     def info(self, message: Any, details: Any = None) -> None:
         self.log("info", message, details)
@@ -243,10 +255,6 @@ class Tache(Base):
             recorder.on_progress(self, progress)
 
     # -- outside -----------------------------------------------------------------
-
-    @property
-    def status_enum(self) -> Status:
-        return Status(self.status)
 
     def to_dict(self) -> dict[str, Any]:
         """The task as JSON-able data, without ``parametres_caches``."""
