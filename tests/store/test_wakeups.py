@@ -1,0 +1,86 @@
+"""Wake-up sources: what an idle manager sleeps on until work may have arrived.
+
+SQLite watches its files and PostgreSQL LISTENs: both wake when another
+connection adds a task. MySQL/MariaDB have no notification: their source is
+the poll timer (TACHES_POLL), which only the timeout or the wake fd ends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from flask_taches.store import WakeSource
+from tests.store.helpers import add, new_row, store
+
+#: Seconds a wait ended by a readable fd may take: far below its 30 s timeout.
+PROMPT = 2.0
+
+
+@pytest.fixture
+def wake_fd() -> Iterator[tuple[int, int]]:
+    read_fd, write_fd = os.pipe()
+    yield read_fd, write_fd
+    os.close(read_fd)
+    os.close(write_fd)
+
+
+@pytest.fixture
+def listener(db_ctx: Flask) -> Iterator[WakeSource]:
+    source = store().wake_source(max_running=5)
+    yield source
+    source.close()
+
+
+def timed_wait(source: WakeSource, timeout: float, fd: int | None = None) -> tuple[bool, float]:
+    start = time.monotonic()
+    woken = source.wait(timeout, fd)
+    return woken, time.monotonic() - start
+
+
+@pytest.mark.dialects("sqlite", "postgresql")
+def test_listener_wakes_on_a_new_task(listener: WakeSource) -> None:
+    assert listener.wait(0.05) is False
+    add(1)  # through the app's session: another connection than the listener's
+    woken, took = timed_wait(listener, 5.0)
+    assert woken is True
+    assert took < 5.0
+
+
+@pytest.mark.dialects("sqlite", "postgresql")
+def test_listener_wakes_on_a_task_inserted_by_the_store(listener: WakeSource) -> None:
+    with store().write() as conn:
+        store().insert(conn, [new_row(0), new_row(1)])
+    woken, took = timed_wait(listener, 5.0)
+    assert woken is True and took < 5.0
+
+
+@pytest.mark.dialects("mysql")
+def test_mysql_waits_out_its_poll_timer(listener: WakeSource) -> None:
+    woken, took = timed_wait(listener, 0.3)
+    assert woken is False
+    assert took >= 0.25, "the poll timer is the wait"
+    add(1)
+    woken, took = timed_wait(listener, 0.3)
+    assert woken is False, "no notification on MySQL: the next poll finds the task"
+    assert took >= 0.25
+
+
+def test_listener_stops_waiting_when_the_wake_fd_is_readable(
+    listener: WakeSource, wake_fd: tuple[int, int]
+) -> None:
+    read_fd, write_fd = wake_fd
+    os.write(write_fd, b"x")
+    woken, took = timed_wait(listener, 30.0, read_fd)
+    assert woken is False
+    assert took < PROMPT, f"waited {took:.1f}s with the wake fd readable"
+
+
+def test_a_listener_with_nothing_to_wait_on_sleeps_its_timeout(listener: WakeSource) -> None:
+    woken, took = timed_wait(listener, 0.2)
+    assert woken is False
+    assert took >= 0.15
