@@ -193,6 +193,7 @@ REFUSING_DATABASE = """
 import sys
 from sqlalchemy.exc import OperationalError
 from flask_taches import runner
+from flask_taches.runner import ending
 from flask_taches.store import Store
 from tests.app import create_app
 
@@ -200,7 +201,7 @@ def refuse(*args, **kwargs):
     raise OperationalError("UPDATE taches", {}, Exception("database is locked"))
 
 Store.record_end = refuse
-runner.FINISH_RETRY_DELAY = 0.01
+ending.FINISH_RETRY_DELAY = 0.01
 with create_app().app_context():
     runner.run_one(int(sys.argv[1]))
 """

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from flask_taches import InvalidTransition, MethodRefused, Status, TacheNotFound
+from flask_taches import InvalidTransition, MethodRefused, Status, Tache, TacheNotFound
 from flask_taches.models import taches_table
 from flask_taches.runner import run_claimed, run_one
 from tests import polling, tasks
@@ -130,7 +130,8 @@ def test_an_exception_fails_the_task_with_its_traceback(db_ctx: Flask) -> None:
     assert (error["level"], error["message"]) == ("error", "ValueError: boom from the task")
     assert error["details"].startswith("Traceback (most recent call last)")
     assert 'raise ValueError("boom from the task")' in error["details"]
-    assert "runner.py" not in error["details"], "the runner's own frames are cut"
+    runner_dir = os.path.join("flask_taches", "runner") + os.sep
+    assert runner_dir not in error["details"], "the runner's own frames are cut"
 
 
 def test_returning_false_fails_the_task(db_ctx: Flask) -> None:
@@ -186,6 +187,42 @@ def test_a_retry_is_scheduled_when_attempts_remain(db_ctx: Flask) -> None:
     assert (stored["status"], stored["attempts"]) == (Status.TO_RUN, 1)
     assert stored["run_at"] > stored["ended_at"]
     assert "retrying" in stored["logs"][-1]["message"]
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+CHATTY_LINES = 2000
+
+
+def chatty(tache: Tache) -> dict[str, Any]:
+    """A task logging many lines, telling whether its ``logs`` stayed one growing list."""
+    logs = tache.logs
+    before = len(logs)
+    for n in range(CHATTY_LINES):
+        tache.info(f"line {n}")
+    return {"same_list": tache.logs is logs, "grew_by": len(tache.logs) - before}
+
+
+def test_a_chatty_task_appends_its_logs_without_copying_them(db_ctx: Flask) -> None:
+    """Each entry is appended in place: N lines cost O(N), not a copy of the list per line."""
+    stored = add_and_run("tests.unit.test_runner:chatty")
+    assert stored["status"] == Status.COMPLETED
+    assert stored["result"] == {"same_list": True, "grew_by": CHATTY_LINES}
+    assert messages(stored["id"]) == [f"line {n}" for n in range(CHATTY_LINES)]
+
+
+def test_logs_appended_to_a_tache_in_a_session_are_stored(db_ctx: Flask) -> None:
+    """The ORM does not watch inside a JSON value: it is told, and the entry is written."""
+    session = taches.db().session
+    item = Tache(method="tests.tasks:add")
+    item.info("while pending")
+    session.add(item)
+    item.info("once added")
+    session.commit()
+    item.warning("once stored")
+    session.commit()
+    assert messages(item.id) == ["while pending", "once added", "once stored"]
+    session.remove()
 
 
 # -- secrets -------------------------------------------------------------------------------

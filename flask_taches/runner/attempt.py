@@ -1,0 +1,157 @@
+"""One attempt of one claimed task, from its recorded start to its recorded end.
+
+The task runs in the calling thread, with the attempt's signal handlers
+installed when that is the main thread, and a :class:`Watchdog` beside it.
+The task's ``tache`` is a detached copy of the row, never attached to
+``db.session``, so a task committing its own session cannot overwrite it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask
+
+from ..console import Console
+from ..exceptions import TacheError
+from ..injection import Injector, bind
+from ..methods import locate
+from ..models import Tache
+from ..processes import handling
+from ..state import app_state
+from ..status import Status
+from ..store import Store
+from .ending import Ending
+from .live import LiveRecorder, task_logger
+from .outcome import Outcome, Unresolvable, call_task
+from .stopping import StopState, signal_handlers
+from .watchdog import Timings, Watchdog, WatchedAttempt
+
+logger = logging.getLogger("flask_taches.runner")
+
+
+class Attempt:
+    """One run of one claimed task: start, call, end."""
+
+    def __init__(
+        self,
+        app: Flask,
+        store: Store,
+        row: Mapping[str, Any],
+        attempt: int,
+        console: Console | None,
+        *,
+        mark: bool = True,
+    ) -> None:
+        self.app = app
+        #: Record pid and hostname first (False: the manager that forked us does).
+        self.mark = mark
+        self.store = store
+        self.tache_id = int(row["id"])
+        self.attempt = attempt
+        self.console = console
+        self.stops = StopState()
+        logs = list(row["logs"] or [])
+        # Detached: a task committing db.session can never write this row. Its
+        # logs are a list of its own, since the tache appends to them in place.
+        self.tache = Tache(**{**row, "logs": logs})
+        wake = threading.Event()  # set when there is something to flush
+        self.recorder = LiveRecorder(logs, row["progress"], console, wake.set)
+        watched = WatchedAttempt(
+            self.tache_id, attempt, store, self.recorder, self.stops, self._give_up
+        )
+        timings = Timings.of(app_state(app).config, row["timeout"])
+        self.watchdog = Watchdog(watched, timings, wake)
+        self.ending = Ending(store, self.tache_id, attempt, self.recorder, console)
+        self.started = time.monotonic()
+
+    def run(self) -> Status | None:
+        if self.mark and not self.store.record_start(
+            self.tache_id, self.attempt, os.getpid(), socket.gethostname()
+        ):
+            logger.warning(
+                "task %s attempt %s was taken over before it started",
+                self.tache_id,
+                self.attempt,
+                extra=self._extra("fenced"),
+            )
+            return None
+        self._announce()
+        self.tache.attach_recorder(self.recorder)
+        handlers = signal_handlers(self.stops)
+        try:
+            with handling(handlers) as installed:
+                if installed and handlers:
+                    self.stops.interruptible_in(threading.main_thread().ident)
+                self.watchdog.start_at(self.started)
+                try:
+                    return self._end(call_task(self.stops, self._resolve))
+                finally:
+                    self.watchdog.stop()
+        finally:
+            self.tache.attach_recorder(None)
+            # Whatever the task left in db.session is rolled back and dropped.
+            app_state(self.app).db.session.remove()
+
+    def _announce(self) -> None:
+        self.started = time.monotonic()
+        logger.info(
+            "task %s attempt %s started: %s",
+            self.tache_id,
+            self.attempt,
+            self.tache.method,
+            extra=self._extra("started"),
+        )
+        if self.console is not None:
+            self.console.started(
+                self.tache_id, self.tache.method, self.attempt, self.tache.parametres or {}
+            )
+
+    def _resolve(self) -> Callable[[], Any]:
+        """Find the callable and its arguments; our own refusals are not the task's bug."""
+        state = app_state(self.app)
+        try:
+            # The allowlist confines the walk too: "app.jobs:os.system" is refused.
+            target = locate(self.tache.method, state.allowed_modules)
+        except TacheError as exc:
+            raise Unresolvable() from exc
+        builtins = {
+            "tache": self.tache,
+            "app": self.app,
+            "db": state.db,
+            "logger": task_logger(self.tache),
+        }
+        injector = Injector(
+            builtins,
+            state.hooks.services,
+            self.tache.parametres or {},
+            self.tache.parametres_caches or {},
+        )
+        try:
+            return bind(target, injector)
+        except TacheError as exc:  # MissingArgument, naming the parameter
+            raise Unresolvable() from exc
+
+    # -- who records the end: the first to claim it ---------------------------------
+
+    def _end(self, outcome: Outcome) -> Status | None:
+        """Back from the task: record its end, unless the watchdog gave up on it first."""
+        if not self.stops.claim_end():
+            self.watchdog.join()  # it records the end and exits the process
+            return None
+        return self.ending.conclude(outcome, time.monotonic() - self.started)
+
+    def _give_up(self, grace: float) -> None:
+        """From the watchdog: the task ignored its stop for ``grace`` seconds."""
+        stop = self.stops.stop
+        if stop is not None and self.stops.claim_end():
+            self.ending.abandon(stop, grace)
+
+    def _extra(self, action: str) -> dict[str, Any]:
+        return {"action": action, "tache_id": self.tache_id}

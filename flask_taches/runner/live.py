@@ -1,0 +1,150 @@
+"""A running task's logs and progress, collected for the watchdog to write live.
+
+The task's ``tache`` reports every log entry and progress update to a
+:class:`LiveRecorder` (see :class:`flask_taches.models.Recorder`); the watchdog
+takes what changed at most every ``TACHES_FLUSH_INTERVAL`` seconds and writes
+it, fenced by the attempt. Records of the task's ``logger`` become log entries
+through :class:`TacheLogHandler`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ..clock import utcnow
+from ..console import Console
+from ..lifecycle import LogEntry, log_entry
+from ..models import Tache
+
+#: Parent of every task's ``logger`` (``flask_taches.tache.<id>``).
+TASK_LOGGER = "flask_taches.tache"
+
+#: ``logging`` levels as stored log levels, highest first (below INFO is debug).
+STORED_LEVELS = (
+    (logging.CRITICAL, "critical"),
+    (logging.ERROR, "error"),
+    (logging.WARNING, "warning"),
+    (logging.INFO, "info"),
+)
+
+Pending = tuple[list[LogEntry], "dict[str, Any] | None"]
+
+
+def entry_now(level: str, message: str, details: Any = None) -> LogEntry:
+    """A log entry stamped now: what the runner itself adds to a task's logs."""
+    return log_entry(level, message, utcnow(), details)
+
+
+class LiveRecorder:
+    """Collects a running task's logs and progress for the watchdog to flush.
+
+    Thread-safe, since a task may log from its own threads. Entries are
+    appended in place; a copy is made per flush (whose write serialises the
+    whole list anyway), never per entry.
+    """
+
+    def __init__(
+        self,
+        logs: list[LogEntry],
+        progress: dict[str, Any] | None,
+        console: Console | None,
+        wake: Callable[[], None],
+    ) -> None:
+        self._lock = threading.Lock()
+        self._logs = list(logs)  # ours: what the task does to tache.logs is not stored
+        self._progress = progress
+        self._dirty = False
+        self._console = console
+        self._wake = wake
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def append(self, entry: LogEntry) -> None:
+        with self._lock:
+            self._logs.append(entry)
+            was_dirty, self._dirty = self._dirty, True
+        if self._console is not None:
+            self._console.log(entry)
+        if not was_dirty:  # else the watchdog already knows a flush is due
+            self._wake()
+
+    def on_log(self, tache: Tache, entry: LogEntry) -> None:
+        self.append(entry)
+
+    def on_progress(self, tache: Tache, progress: dict[str, Any]) -> None:
+        with self._lock:
+            self._progress = progress
+            was_dirty, self._dirty = self._dirty, True
+        if self._console is not None:
+            self._console.progress(progress)
+        if not was_dirty:
+            self._wake()
+
+    def on_debug(self, tache: Tache, message: str, details: Any) -> None:
+        if self._console is not None:
+            self._console.debug(message, details)
+
+    def take(self) -> Pending | None:
+        """What is to be written since the last take (a copy, to write unlocked), or None."""
+        with self._lock:
+            if not self._dirty:
+                return None
+            self._dirty = False
+            return list(self._logs), self._progress
+
+    def mark_dirty(self) -> None:
+        """A flush failed: keep the changes for the next one."""
+        with self._lock:
+            self._dirty = True
+
+    def snapshot(self) -> Pending:
+        """Everything collected, for the end's write."""
+        with self._lock:
+            return list(self._logs), self._progress
+
+
+class TacheLogHandler(logging.Handler):
+    """Sends the task's ``logger`` records to its logs (INFO and up) or console (DEBUG)."""
+
+    def __init__(self, tache: Tache) -> None:
+        super().__init__(logging.DEBUG)
+        self.tache = tache
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            details = None
+            if record.exc_info:
+                details = "".join(traceback.format_exception(*record.exc_info))
+            level = stored_level(record.levelno)
+            if level is None:
+                self.tache.debug(message, details)
+            else:
+                self.tache.log(level, message, details)
+        except Exception:
+            self.handleError(record)
+
+
+def stored_level(levelno: int) -> str | None:
+    """The log level a record is stored with; None below INFO (shown, never stored)."""
+    for threshold, name in STORED_LEVELS:
+        if levelno >= threshold:
+            return name
+    return None
+
+
+def task_logger(tache: Tache) -> logging.Logger:
+    """A logger for one run, outside logging's registry (so it is not kept forever).
+
+    Its records also propagate to ``flask_taches.tache`` for the application's handlers.
+    """
+    task_log = logging.Logger(f"{TASK_LOGGER}.{tache.id}", logging.DEBUG)
+    task_log.parent = logging.getLogger(TASK_LOGGER)
+    task_log.addHandler(TacheLogHandler(tache))
+    return task_log
