@@ -128,7 +128,7 @@ def start(
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(as_json: bool) -> None:
     """Counts by status and queue, the oldest ready task's wait, recent throughput."""
-    figures = app_state().store.stats()
+    figures = app_state().service.stats()
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
@@ -137,7 +137,7 @@ def stats(as_json: bool) -> None:
 
 
 def format_stats(figures: dict[str, Any]) -> list[str]:
-    """The human form of :meth:`Store.stats`."""
+    """The human form of the service's ``stats()``."""
     queues = sorted(figures["by_queue"])
     header = f"{'status':<12}{'total':>8}" + "".join(f"{q[:14]:>16}" for q in queues)
     lines = [header]

@@ -1,21 +1,18 @@
 """The pages: the dashboard (``/``) and one task's page (``/<id>``).
 
-Before showing tasks, a page has stale RUNNING tasks interrupted
-(:func:`rescue_stale`), so a task whose host died while no manager runs does
-not show RUNNING forever.
+Before showing tasks, a page asks the service to interrupt stale RUNNING tasks
+(``rescue_stale``), so a task whose host died while no manager runs does not
+show RUNNING forever.
 """
 
 from __future__ import annotations
 
-import socket
-import time
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 from sqlalchemy import select
 
 from ..models import MAX_ID, Tache
-from ..processes import pid_alive
 from ..state import app_state
 from ..status import Status
 from .answers import BadInput, html, http_errors, no_store, task_answer, visible_or_404
@@ -28,7 +25,7 @@ from .inputs import INTEGER
 @http_errors
 def tache(tache_id: int) -> Any:
     """One task's page (or its JSON, for a client that asks for JSON)."""
-    rescue_stale()
+    app_state().service.rescue_stale()
     return task_answer(visible_or_404(tache_id), _task_page)
 
 
@@ -43,7 +40,7 @@ def _task_page(item: Tache) -> str:
 def index() -> Any:
     """The dashboard: filtered tasks, newest first, by pages of ``PAGE_SIZE``."""
     filters = Filters.from_args(request.args)
-    rescue_stale()
+    app_state().service.rescue_stale()
     before = _keyset_arg("before")
     after = _keyset_arg("after") if before is None else None
     page = dashboard_page(filters, before=before, after=after)
@@ -58,20 +55,3 @@ def _keyset_arg(name: str) -> int | None:
     if not INTEGER.fullmatch(raw) or raw.startswith("-"):
         raise BadInput(f"{name}={raw[:40]!r} is not a task id")
     return min(int(raw), MAX_ID)
-
-
-def rescue_stale() -> None:
-    """INTERRUPT RUNNING tasks whose heartbeat stopped, before a page shows them.
-
-    The managers do it every round; a page does it too (at most once per
-    ``TACHES_HEARTBEAT`` seconds per process) so that a task whose host died
-    while no manager runs does not show RUNNING forever. A task of this very
-    host whose process lives is left to its timeout, as a manager would.
-    """
-    state = app_state()
-    now = time.monotonic()
-    if now - state.last_page_rescue < float(current_app.config["TACHES_HEARTBEAT"]):
-        return
-    state.last_page_rescue = now
-    timeout = float(current_app.config["TACHES_HEARTBEAT_TIMEOUT"])
-    state.store.rescue(heartbeat_timeout=timeout, hostname=socket.gethostname(), is_alive=pid_alive)
