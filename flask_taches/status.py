@@ -32,15 +32,6 @@ class Status(str, Enum):
         """True once nothing will change the task without a restart."""
         return self in FINISHED
 
-    @property
-    def can_restart(self) -> bool:
-        """The bundle offers "restart" on failed, interrupted and cancelled tasks."""
-        return self in RESTARTABLE
-
-    @property
-    def can_cancel(self) -> bool:
-        return self in CANCELLABLE
-
 
 #: Statuses a task leaves only through :meth:`TachesExtension.restart`.
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.INTERRUPTED, Status.CANCELLED})

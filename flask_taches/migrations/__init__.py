@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, appcontext_pushed, current_app
 
+from ..state import is_registered
+
 if TYPE_CHECKING:
     # Only Flask-Migrate's commands hand us a Config; a manager that forks a
     # child per task is cheaper without Alembic's modules in its memory.
@@ -40,9 +42,6 @@ if TYPE_CHECKING:
 
 #: The extension's revisions (files shipped in the package, not a Python package).
 VERSIONS_DIR = Path(__file__).resolve().parent / "versions"
-
-#: Branch label of the extension's revisions: ``flask db upgrade taches@head``.
-BRANCH = "taches"
 
 #: Alembic's names for the separators of ``version_locations``.
 _SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
@@ -79,7 +78,7 @@ def configure_alembic(config: Config) -> Config:
     A ``Migrate`` object may serve apps that do not use flask-taches: those are
     left alone.
     """
-    if "taches" not in current_app.extensions:
+    if not is_registered(current_app):
         return config
     own = application_locations(config)
     separator = _separator(config)
