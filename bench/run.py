@@ -192,7 +192,7 @@ def fork_limit(url: str) -> float:
 
 def measure_forks(url: str, samples: int = FORK_SAMPLES) -> float:
     app = make_app(url)
-    from flask_taches import executors, manager, runner  # noqa: F401  (what a manager loads)
+    from flask_taches import runner, worker  # noqa: F401  (what a manager loads)
 
     with app.app_context():
         bench_app.taches.store().warm_up()

@@ -14,10 +14,10 @@ from flask import current_app
 from flask.cli import ScriptInfo
 
 from ..exceptions import ConfigurationError
-from ..manager import EXECUTORS, Manager, ManagerOptions
 from ..state import app_state
 from ..status import Status
 from ..verbosity import log_level
+from ..worker import EXECUTORS, Manager, ManagerOptions
 from . import taches_cli
 
 #: Format of the manager's lines on stdout (one per claim, start and end with -v).

@@ -20,17 +20,14 @@ from flask_taches.cli.manager import format_stats
 from flask_taches.cli.manager import manager_log_level as log_level
 from flask_taches.clock import utcnow
 from flask_taches.exceptions import ConfigurationError
-from flask_taches.executors import (
-    EXIT_COMPLETED,
-    EXIT_ENDED,
-    EXIT_NOT_RUN,
-    SubprocessExecutor,
-    describe_exit,
-    exit_code,
-)
-from flask_taches.manager import Manager, ManagerOptions, Watched, pid_alive
+from flask_taches.exit_codes import EXIT_COMPLETED, EXIT_ENDED, EXIT_NOT_RUN, exit_code
 from flask_taches.models import taches_table
+from flask_taches.processes import pid_alive
 from flask_taches.store import Claimed
+from flask_taches.worker import Manager, ManagerOptions
+from flask_taches.worker.executors import SubprocessExecutor, describe_exit
+from flask_taches.worker.orphans import kill_overdue_orphans
+from flask_taches.worker.supervision import Phase, SupervisedChild
 from tests.app import db, taches
 from tests.manager_helpers import rows
 
@@ -82,13 +79,33 @@ def test_pid_alive_tells_running_dead_and_zombie_processes() -> None:
 
 
 def test_the_earliest_stop_decision_stands() -> None:
-    watched = Watched(child=None)  # type: ignore[arg-type]  (stop_at never looks at it)
-    watched.stop_at(10.0, Status.FAILED, "timeout")
-    watched.stop_at(20.0, Status.CANCELLED, "cancel")
+    watched = SupervisedChild(child=None)  # type: ignore[arg-type]  (deciding never looks at it)
+    watched.decide_stop(10.0, "timeout", Status.FAILED)
+    watched.decide_stop(20.0, "cancel", Status.CANCELLED)
     assert watched.deadline is not None
     assert (watched.deadline.at, watched.deadline.status) == (10.0, Status.FAILED)
-    watched.stop_at(5.0, None, "gone")
+    watched.decide_stop(5.0, "gone")
     assert (watched.deadline.at, watched.deadline.message) == (5.0, "gone")
+
+
+def test_a_stop_goes_through_its_phases_in_order() -> None:
+    """SIGTERM when the deadline comes, SIGKILL a grace later; once begun, a stop stands."""
+    watched = SupervisedChild(child=None)  # type: ignore[arg-type]  (advancing never looks at it)
+    assert watched.phase is Phase.RUNNING and watched.next_due() is None
+    watched.decide_stop(10.0, "timeout", Status.FAILED, record_first=True)
+    assert watched.phase is Phase.STOP_DECIDED and watched.next_due() == 10.0
+    assert watched.advance(9.0, kill_grace=2.0) is None
+    term = watched.advance(10.0, kill_grace=2.0)
+    assert term is not None and (term.signum, term.why) == (signal.SIGTERM, "timeout")
+    assert term.record_first is not None and term.record_first.status is Status.FAILED
+    assert watched.phase is Phase.TERMINATED and watched.next_due() == 12.0
+    watched.decide_stop(0.0, "too late", Status.CANCELLED)
+    assert watched.verdict is not None and watched.verdict.status is Status.FAILED
+    assert watched.advance(11.0, kill_grace=2.0) is None
+    kill = watched.advance(12.0, kill_grace=2.0)
+    assert kill is not None and kill.signum == signal.SIGKILL and kill.record_first is None
+    assert watched.phase is Phase.KILLED and watched.next_due() is None
+    assert watched.advance(100.0, kill_grace=2.0) is None
 
 
 def test_the_subprocess_executor_runs_the_managers_own_app() -> None:
@@ -191,15 +208,17 @@ def _orphan(app: Flask, started_ago: float) -> tuple[int, subprocess.Popen[bytes
     return tache_id, process
 
 
+def _kill_overdue_orphans() -> None:
+    """What every manager's rescue pass does on this host (it has no child of its own)."""
+    kill_overdue_orphans(taches.store(), hostname=socket.gethostname(), kill_grace=1.0, mine=set())
+
+
 def test_a_manager_kills_an_orphan_of_its_host_stuck_past_its_timeout(app_ctx: Flask) -> None:
     tache_id, process = _orphan(app_ctx, started_ago=30)
-    options = ManagerOptions.from_config(app_ctx.config, kill_grace=1.0)
-    manager = Manager(app_ctx, options)
     try:
-        manager._stop_overdue_orphans(set())
+        _kill_overdue_orphans()
         assert process.wait(timeout=10) == -signal.SIGKILL
     finally:
-        manager.close()
         process.kill()
         process.wait()
     final = rows()[tache_id]
@@ -210,12 +229,10 @@ def test_a_manager_kills_an_orphan_of_its_host_stuck_past_its_timeout(app_ctx: F
 def test_a_reused_pid_is_never_killed_for_a_task(app_ctx: Flask) -> None:
     """The pid now belongs to a process started long after the claim: somebody else."""
     tache_id, process = _orphan(app_ctx, started_ago=3600)
-    manager = Manager(app_ctx, ManagerOptions.from_config(app_ctx.config, kill_grace=1.0))
     try:
-        manager._stop_overdue_orphans(set())
+        _kill_overdue_orphans()
         assert process.poll() is None
     finally:
-        manager.close()
         process.kill()
         process.wait()
     assert rows()[tache_id]["status"] == Status.RUNNING

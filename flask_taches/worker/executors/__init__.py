@@ -1,0 +1,28 @@
+"""How the manager runs one claimed task away from itself: a fork, or a new process.
+
+* :mod:`.base`: :class:`Child` (one task's process as its manager sees it),
+  :class:`Executor`, :func:`describe_exit`;
+* :mod:`.fork`: :class:`ForkExecutor` (the default on POSIX) and its
+  :class:`ForkedChild`;
+* :mod:`.end_hints`: the memory where forked children post the end they
+  recorded (a hint that spares their manager a read; the row is the truth);
+* :mod:`.spawn`: :class:`SubprocessExecutor` (``flask taches run``, portable)
+  and its :class:`SpawnedChild`.
+"""
+
+from __future__ import annotations
+
+from .base import Child, EndHint, Executor, describe_exit
+from .fork import ForkedChild, ForkExecutor
+from .spawn import SpawnedChild, SubprocessExecutor
+
+__all__ = [
+    "Child",
+    "EndHint",
+    "Executor",
+    "ForkExecutor",
+    "ForkedChild",
+    "SpawnedChild",
+    "SubprocessExecutor",
+    "describe_exit",
+]

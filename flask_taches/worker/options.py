@@ -1,0 +1,69 @@
+"""What a manager is told: ``flask taches start``'s options over the ``TACHES_*`` settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ConfigurationError
+
+#: The executors ``--executor`` accepts (see :mod:`.executors`).
+EXECUTORS = ("fork", "subprocess")
+
+
+@dataclass(frozen=True)
+class ManagerOptions:
+    """What ``flask taches start`` takes; defaults come from the ``TACHES_*`` settings."""
+
+    loop: int = 10
+    sleep: float = 6.0
+    max_running: int = 5
+    queues: tuple[str, ...] = ()
+    executor: str = "fork"
+    forever: bool = False
+    poll: float = 0.2
+    heartbeat: float = 5.0
+    heartbeat_timeout: float = 30.0
+    kill_grace: float = 5.0
+    drain_grace: float = 30.0
+    verbosity: int = 0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> ManagerOptions:
+        """The app's settings, then every override that is not None."""
+        values: dict[str, Any] = {
+            "loop": config["TACHES_LOOP"],
+            "sleep": config["TACHES_SLEEP"],
+            "max_running": config["TACHES_MAX"],
+            "queues": tuple(config["TACHES_QUEUES"] or ()),
+            "executor": config["TACHES_EXECUTOR"],
+            "poll": config["TACHES_POLL"],
+            "heartbeat": config["TACHES_HEARTBEAT"],
+            "heartbeat_timeout": config["TACHES_HEARTBEAT_TIMEOUT"],
+            "kill_grace": config["TACHES_KILL_GRACE"],
+            "drain_grace": config["TACHES_DRAIN_GRACE"],
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        options = cls(**values)
+        options.check()
+        return options
+
+    def check(self) -> None:
+        """Raise :class:`ConfigurationError` for options no manager can run with."""
+        if self.executor not in EXECUTORS:
+            raise ConfigurationError(f"executor {self.executor!r}: use 'fork' or 'subprocess'")
+        if self.loop < 1 or self.max_running < 1:
+            raise ConfigurationError("--loop and --max must be at least 1")
+        if min(self.sleep, self.poll, self.heartbeat, self.kill_grace, self.drain_grace) < 0:
+            raise ConfigurationError("durations must not be negative")
+
+    @property
+    def check_every(self) -> float:
+        """Seconds between two rescue/supervision passes."""
+        return max(0.05, min(self.heartbeat, self.sleep or self.heartbeat))
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds the manager claims for (``loop`` x ``sleep``); None with ``forever``."""
+        return None if self.forever else self.loop * self.sleep
