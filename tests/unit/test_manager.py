@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from flask_taches import Status
 from flask_taches.cli.manager import format_stats
@@ -23,9 +24,11 @@ from flask_taches.exceptions import ConfigurationError
 from flask_taches.exit_codes import EXIT_COMPLETED, EXIT_ENDED, EXIT_NOT_RUN, exit_code
 from flask_taches.models import taches_table
 from flask_taches.processes import pid_alive
-from flask_taches.store import Claimed
+from flask_taches.store import AttemptState, Claimed
 from flask_taches.worker import Manager, ManagerOptions
-from flask_taches.worker.executors import SubprocessExecutor, describe_exit
+from flask_taches.worker.endings import AttemptEnd, how_they_ended
+from flask_taches.worker.executors import Child, EndHint, SubprocessExecutor, describe_exit
+from flask_taches.worker.executors.end_hints import EndHintBoard, HintSlot
 from flask_taches.worker.orphans import kill_overdue_orphans
 from flask_taches.worker.supervision import Phase, SupervisedChild
 from tests.app import db, taches
@@ -106,6 +109,73 @@ def test_a_stop_goes_through_its_phases_in_order() -> None:
     assert kill is not None and kill.signum == signal.SIGKILL and kill.record_first is None
     assert watched.phase is Phase.KILLED and watched.next_due() is None
     assert watched.advance(100.0, kill_grace=2.0) is None
+
+
+def test_a_child_posts_its_end_and_anything_else_reads_as_no_hint() -> None:
+    board = EndHintBoard(slots=4)
+    posted, silent, stale, refused = (board.reserve() for _ in range(4))
+    assert None not in (posted, silent, stale, refused) and board.reserve() is None
+    assert posted and silent and stale and refused
+    board.post(posted, Status.COMPLETED)
+    board.post(refused, None)
+    board.post(HintSlot(stale.index, stale.token + 1), Status.FAILED)  # another child's
+    assert board.collect(posted) == EndHint(Status.COMPLETED)
+    assert board.collect(refused) == EndHint(None)
+    assert board.collect(silent) is None
+    assert board.collect(stale) is None
+    assert board.reserve() is not None  # collecting freed the slots
+
+
+class _Reaped(Child):
+    def __init__(self, tache_id: int, hint: EndHint | None) -> None:
+        super().__init__(Claimed(tache_id, 1, NOOP, None, "default"), pid=1000 + tache_id)
+        self.returncode = 0
+        self._hint = hint
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def end_hint(self) -> EndHint | None:
+        return self._hint
+
+
+class _Rows:
+    """The one store verb the endings read, counting what was asked."""
+
+    def __init__(self, states: dict[int, AttemptState] | None) -> None:
+        self.states = states
+        self.asked: list[list[int]] = []
+
+    def attempt_states(self, ids: list[int]) -> dict[int, AttemptState]:
+        self.asked.append(list(ids))
+        if self.states is None:
+            raise OperationalError("SELECT", {}, Exception("gone"))
+        return self.states
+
+
+def test_the_row_is_read_only_for_the_children_that_posted_no_end() -> None:
+    reaped = [
+        SupervisedChild(_Reaped(1, EndHint(Status.COMPLETED))),
+        SupervisedChild(_Reaped(2, None)),
+        SupervisedChild(_Reaped(3, None)),
+        SupervisedChild(_Reaped(4, EndHint(None))),
+    ]
+    store = _Rows({2: AttemptState(Status.RUNNING, 1, None, None, 1002)})
+    ends = how_they_ended(store, reaped)  # type: ignore[arg-type]  (a store's one read)
+    assert store.asked == [[2, 3]]
+    assert ends == [
+        AttemptEnd("COMPLETED"),
+        AttemptEnd("RUNNING", unrecorded=True),
+        AttemptEnd("deleted"),
+        AttemptEnd("not this attempt's"),
+    ]
+    broken = _Rows(None)
+    assert how_they_ended(broken, reaped) == [  # type: ignore[arg-type]
+        AttemptEnd("COMPLETED"),
+        None,
+        None,
+        AttemptEnd("not this attempt's"),
+    ]
 
 
 def test_the_subprocess_executor_runs_the_managers_own_app() -> None:
