@@ -14,6 +14,7 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from flask_taches import Tache
+from flask_taches.clock import utcnow
 from tests.app import db, taches
 
 #: Marker kwargs for tests that need users: ``@pytest.mark.taches_config(**USERS)``.
@@ -61,6 +62,12 @@ def make(app: Flask, method: str = METHOD, **fields: Any) -> int:
                 setattr(tache, key, value)
             db.session.commit()
         return tache_id
+
+
+def running(app: Flask, **fields: Any) -> int:
+    """A task RUNNING since now, heartbeat fresh, first attempt."""
+    now = utcnow()
+    return make(app, status="RUNNING", started_at=now, heartbeat_at=now, attempts=1, **fields)
 
 
 def read(app: Flask, tache_id: int) -> Tache | None:
