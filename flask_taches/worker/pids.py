@@ -4,7 +4,11 @@ A forked child does not open a connection to say it runs: its manager knows
 the pid. The pid waits up to :data:`PID_DELAY` to ride in the next claim's
 transaction, else it is written on its own. Until it lands the row has no
 pid, and the manager beats for it (``beat_for_unstarted``); a failure costs
-a rescue's pid check only. What it spares is one write transaction per task.
+a rescue's pid check only.
+
+What it spares is one write transaction per task; ``bench/fast_paths.py``
+(``pid batching``, 300 tasks, medians of 3 on a loaded 2-core machine)
+measured it at 6.3 ms on SQLite and 1.8 ms on PostgreSQL.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ posts nothing (a crash, the task calling ``os._exit``, a signal), a slot
 overwritten or unreadable, a board that is full: each costs the manager the
 read, never a wrong end.
 
-What it spares is one query by the manager for every task that ends normally.
+What it spares is one read by the manager for every task that ends normally;
+``bench/fast_paths.py`` (``end hint``, 300 tasks, medians of 3 on a loaded
+2-core machine) measured it at 1.6 ms on SQLite and 1.0 ms on PostgreSQL.
 """
 
 from __future__ import annotations
