@@ -32,7 +32,7 @@ from typing import Any
 
 from .status import Status
 
-#: Seconds: a retry never waits longer than this, however many attempts failed.
+#: Seconds: the backoff stops doubling here (the jitter then adds or takes up to a quarter).
 MAX_RETRY_DELAY = 6 * 3600.0
 #: The retry delay is the backoff times a factor drawn in this range (jitter).
 JITTER = (0.75, 1.25)

@@ -47,7 +47,6 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
     def __init__(self, engine: Engine, retry_base: float = 10.0) -> None:
         self.engine = engine
         self.retry_base = retry_base
-        self.rng = random.Random()
         self.fast_completion = FastCompletion(self)
 
     # -- transactions --------------------------------------------------------------
@@ -242,7 +241,8 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
             ended,
             now=now,
             retry_base=self.retry_base,
-            rng=self.rng,
+            # A fresh generator each time: forked children must not share one's state.
+            rng=random.Random(),
             retry=retry,
         )
         kept = list(row["logs"] or []) if logs is None else logs
