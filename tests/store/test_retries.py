@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,17 @@ from flask_taches import Status, Tache
 from flask_taches.clock import utcnow
 from flask_taches.lifecycle import JITTER
 from tests.app import taches
-from tests.store.helpers import HOST, NOOP, chain, claim_one_task, messages, row, set_columns, store
+from tests.store.helpers import (
+    HOST,
+    NOOP,
+    add,
+    chain,
+    claim_one_task,
+    messages,
+    row,
+    set_columns,
+    store,
+)
 
 LOW, HIGH = JITTER
 
@@ -105,3 +116,24 @@ def test_a_retry_keeps_the_log_of_the_failed_attempt(db_ctx: Flask) -> None:
     store().record_end(claimed.id, claimed.attempt, Status.FAILED, logs=logs)
     found = messages(claimed.id)
     assert found[0] == "boom" and found[-1].startswith("attempt 1 of 2 ended FAILED")
+
+
+def test_forked_children_draw_their_own_retry_jitter(db_ctx: Flask) -> None:
+    """Tasks failing together must not all come back at the same instant."""
+    ids = add(3, max_attempts=2)
+    claimed = store().claim_batch(3, max_running=5, hostname=HOST)
+    store().before_fork()
+    for task in claimed:
+        pid = os.fork()
+        if pid == 0:  # a task's process, forked from the same warm store
+            code = 1
+            try:
+                store().forget_connections_after_fork()
+                ended = store().record_end(task.id, task.attempt, Status.FAILED, logs=[])
+                code = 0 if ended is Status.TO_RUN else 1
+            finally:
+                os._exit(code)
+        _, wait_status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(wait_status) == 0
+    delays = {row(i)["run_at"] - row(i)["ended_at"] for i in ids}
+    assert len(delays) == 3, f"the same delay drawn twice: {sorted(delays)}"
