@@ -28,6 +28,7 @@ from ..models import taches_table
 from . import statements as sql
 from .base import Store
 from .claims import Started
+from .fast import forget_pool_after_fork
 from .records import Claimed
 from .wakeups import WakeSource, readable
 
@@ -88,9 +89,9 @@ class SQLiteStore(Store):
         self.app_engine.dispose()
 
     def forget_connections_after_fork(self) -> None:
-        # Both engines are NullPool: no connection is kept, so none can be shared
-        # with the parent, and rebuilding their pools would only cost the child.
-        return
+        # The store's own engines are NullPool: they keep no connection to share.
+        # The app's engine pools: drop (never close) what the parent left in it.
+        forget_pool_after_fork(self.app_engine)
 
     # -- claims and wake-ups ------------------------------------------------------
 

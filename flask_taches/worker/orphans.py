@@ -68,7 +68,17 @@ def kill_overdue_orphans(store: Store, *, hostname: str, kill_grace: float, mine
             f"timeout after {task.timeout:g} s: process {task.pid} did not stop and "
             f"was killed by a manager on {hostname}"
         )
-        final = store.end_on_behalf(task.id, task.attempt, Status.FAILED, message)
+        try:
+            final = store.end_on_behalf(task.id, task.attempt, Status.FAILED, message)
+        except SQLAlchemyError as exc:
+            # Killed but not recorded: its pid is gone now, so a later rescue ends it.
+            logger.error(
+                "task %s: killed, but its end cannot be recorded yet: %s",
+                task.id,
+                exc,
+                extra={"action": "rescue_error", "tache_id": task.id},
+            )
+            continue
         logger.warning(
             "task %s attempt %s: %s -> %s",
             task.id,
