@@ -30,46 +30,18 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-
 from bench import app as bench_app  # noqa: E402
+from bench.run import postgres_database, sqlite_database  # noqa: E402
 from flask_taches import Status  # noqa: E402
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 NOOP = "bench.tasks:noop"
 REPEATS = 3  # each variant is measured this many times, interleaved; medians are printed
-
-
-@contextmanager
-def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="taches-fast-") as folder:
-        yield f"sqlite:///{folder}/bench.sqlite"
-
-
-@contextmanager
-def postgres_url() -> Iterator[str]:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"taches_fast_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        yield str(admin.url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 def measure_children(url: str, variant: str, children: int) -> dict[str, float]:
@@ -202,9 +174,9 @@ def main() -> None:
         print(json.dumps(measure_manager_reads(args.url, args.count)))
         return
     print(f"flask-taches fast paths: {os.cpu_count()} cores, load {os.getloadavg()}")
-    lines = run_database("SQLite", sqlite_url, args.children)
+    lines = run_database("SQLite", sqlite_database, args.children)
     if not args.no_postgres:
-        lines += run_database("PostgreSQL", postgres_url, args.children)
+        lines += run_database("PostgreSQL", postgres_database, args.children)
     print("\n".join(lines))
     print(f"load after: {os.getloadavg()}")
 

@@ -64,6 +64,12 @@ class ClaimVerbs:
 
     # -- claiming -------------------------------------------------------------------
 
+    def _surely_nothing(
+        self, max_running: int, queues: Sequence[str] | None, expect_work: bool
+    ) -> bool:
+        """A look before the lock, for a database where the lock is costly (SQLite)."""
+        return False
+
     def claim_batch(
         self,
         limit: int,
@@ -81,7 +87,7 @@ class ClaimVerbs:
         :meth:`record_pids` would. ``expect_work`` says the caller's last claim
         was full: a store that looks before it locks (SQLite) goes straight in.
         """
-        if limit <= 0 or max_running <= 0:
+        if limit <= 0 or max_running <= 0 or self._surely_nothing(max_running, queues, expect_work):
             self.record_pids(started or {}, hostname)
             return []
         with self._claim_transaction() as conn:

@@ -27,9 +27,7 @@ from sqlalchemy.sql.dml import Insert
 from ..models import taches_table
 from . import statements as sql
 from .base import Store
-from .claims import Started
 from .fast import forget_pool_after_fork
-from .records import Claimed
 from .wakeups import WakeSource, readable
 
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
@@ -95,27 +93,16 @@ class SQLiteStore(Store):
 
     # -- claims and wake-ups ------------------------------------------------------
 
-    def claim_batch(
-        self,
-        limit: int,
-        *,
-        max_running: int,
-        queues: Sequence[str] | None = None,
-        hostname: str | None = None,
-        started: Started | None = None,
-        expect_work: bool = False,
-    ) -> list[Claimed]:
+    def _surely_nothing(
+        self, max_running: int, queues: Sequence[str] | None, expect_work: bool
+    ) -> bool:
         # Read first, without the write lock: most wake-ups of an idle manager
         # find nothing to claim, and running tasks need that lock to beat and end.
-        if not expect_work:
-            with self.read() as conn:
-                claimable = self._claimable(conn, max_running, queues)
-            if not claimable:
-                self.record_pids(started or {}, hostname)
-                return []
-        return super().claim_batch(
-            limit, max_running=max_running, queues=queues, hostname=hostname, started=started
-        )
+        # After a full claim (expect_work), more is likely: straight to the lock.
+        if expect_work:
+            return False
+        with self.read() as conn:
+            return not self._claimable(conn, max_running, queues)
 
     def wake_source(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None
