@@ -22,7 +22,7 @@ from .injection import Service
 from .methods import MethodCheck
 
 if TYPE_CHECKING:
-    from .extension import TachesExtension
+    from .service import TaskService
     from .store import Store
 
 #: Keys of ``app.extensions``: the extension object (Flask's convention) and its state.
@@ -52,7 +52,7 @@ class AppState:
     db: SQLAlchemy
     hooks: Hooks
     #: The service API of this app (the ``TachesExtension`` initialised on it).
-    service: TachesExtension
+    service: TaskService
     #: Methods ``add()`` already accepted on this app (import + allowlist check).
     checked_methods: MethodCheck = field(default_factory=MethodCheck)
     #: Monotonic time of the last stale-RUNNING rescue a page triggered.

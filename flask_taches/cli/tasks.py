@@ -26,7 +26,7 @@ from .errors import TaskCommand, fail
 from .inputs import TASK_ID, parse_datetime, parse_parametres
 
 if TYPE_CHECKING:
-    from ..extension import TachesExtension
+    from ..service import TaskService
 
 LIST_LIMIT = 50  # rows `list` shows unless told otherwise
 #: Characters of one log entry's details that ``show`` prints.
@@ -44,7 +44,7 @@ def cli_user() -> str:
         return "cli"
 
 
-def _service() -> TachesExtension:
+def _service() -> TaskService:
     return app_state().service
 
 

@@ -106,6 +106,10 @@ class TaskService:
         """The newest task with this signature (the bundle's "latest task" view)."""
         return reading.latest(signature)
 
+    def latest_ids(self, signatures: Sequence[str]) -> dict[str, int]:
+        """The newest task id of each signature (ids only: the caller filters what it shows)."""
+        return reading.latest_ids(signatures)
+
     def fichier_path(self, tache: Tache) -> Path | None:
         """Absolute path of a task's attached file, or None."""
         return reading.fichier_path(tache)

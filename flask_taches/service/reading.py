@@ -45,6 +45,14 @@ def latest(signature: str) -> Tache | None:
     return session.scalars(query.limit(1).execution_options(populate_existing=True)).first()
 
 
+def latest_ids(signatures: Sequence[str]) -> dict[str, int]:
+    """The newest task id of each signature, read in the session's own transaction."""
+    if not signatures:
+        return {}
+    session = app_state().db.session
+    return app_state().store.latest_ids(session.connection(), signatures)
+
+
 def fichier_path(tache: Tache) -> Path | None:
     """Absolute path of a task's attached file, or None."""
     if not tache.fichier:

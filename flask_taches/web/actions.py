@@ -25,7 +25,7 @@ from .redirects import back_from_action, back_to_dashboard
 from .rows import summary_only, visible_rows
 
 if TYPE_CHECKING:
-    from ..extension import TachesExtension  # the service API (soon its own class)
+    from ..service import TaskService
 
 #: The actions on one task, each a route ``POST /<id>/<action>`` and endpoint ``taches.<action>``.
 ONE_TASK_ACTIONS = ("cancel", "restart", "delete")
@@ -48,7 +48,7 @@ def act_on(tache_id: int, action: str) -> Any:
     return redirect(back_from_action(tache_id, deleted=action == "delete"), code=303)
 
 
-def apply_action(service: TachesExtension, tache: Tache, action: str) -> None:
+def apply_action(service: TaskService, tache: Tache, action: str) -> None:
     if action == "cancel":
         if service.cancel(tache, who=auth.current_owner() or "web") is None:
             raise InvalidTransition(f"task {tache.id} is {tache.status}: nothing to cancel")
@@ -94,7 +94,7 @@ def cancel_all() -> Any:
     return redirect(back_to_dashboard(), code=303)
 
 
-def _cancel_quietly(service: TachesExtension, tache_id: int, who: str) -> bool:
+def _cancel_quietly(service: TaskService, tache_id: int, who: str) -> bool:
     """Cancel one task of a bulk; one that finished or vanished meanwhile is skipped."""
     try:
         return service.cancel(tache_id, who=who) is not None

@@ -89,7 +89,7 @@ def find_batch(
     signatures = list(dict.fromkeys(signatures))
     state = app_state()
     session = state.db.session
-    latest = state.store.latest_ids(session.connection(), signatures) if signatures else {}
+    latest = state.service.latest_ids(signatures)
     wanted = {i for i in ids if 0 < i <= MAX_ID} | set(latest.values())
     rows: dict[int, Tache] = {}
     if wanted:
