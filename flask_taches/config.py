@@ -93,6 +93,27 @@ SETTINGS: tuple[Setting, ...] = (
         ["xlsx", "ods", "csv", "txt", "json", "xml", "zip", "pdf"],
         "Extensions accepted for attached files.",
     ),
+    #: Largest attached file accepted, in bytes (50 MB).
+    Setting(
+        "TACHES_MAX_FILE_SIZE",
+        "int",
+        50 * 1024 * 1024,
+        "Largest attached file accepted, in bytes (50 MB).",
+    ),
+    #: Whether anyone who reaches the blueprint may act on a task without an owner.
+    Setting(
+        "TACHES_SHARED_ACTIONS",
+        "bool",
+        False,
+        "Let non-admins cancel, restart or delete tasks without an owner.",
+    ),
+    #: Who may frame the dashboard and task pages (CSP ``frame-ancestors``).
+    Setting(
+        "TACHES_FRAME_ANCESTORS",
+        "str",
+        "'none'",
+        "CSP `frame-ancestors` of the pages (`'self'` to embed them in yours).",
+    ),
     #: Language of the labels: ``en`` or ``fr`` (Flask-Babel's locale wins).
     Setting("TACHES_LOCALE", "str", "en", "Labels language: `en` or `fr`."),
     #: Callable (or dotted path) returning the current user's identity string.
