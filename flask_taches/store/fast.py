@@ -99,24 +99,29 @@ class FastCompletion:
         self._prepared: dict[bool, Prepared] = {}
 
     def _statement(self, with_progress: bool) -> Prepared:
-        if with_progress not in self._prepared:
-            values: dict[str, Any] = {
-                "status": Status.COMPLETED.value,
-                "ended_at": bindparam("b_ended_at", type_=T.ended_at.type),
-                "heartbeat_at": None,
-                "result": bindparam("b_result", type_=T.result.type),
-                "logs": bindparam("b_logs", type_=T.logs.type),
-            }
-            if with_progress:
-                values["progress"] = bindparam("b_progress", type_=T.progress.type)
-            where = (
-                sql.fenced(bindparam("b_id"), bindparam("b_attempt"))
-                & T.next_id.is_(None)
-                & T.cancel_requested_at.is_(None)
-            )
-            statement = update(taches_table).where(where).values(**values)
-            self._prepared[with_progress] = Prepared(statement, self.store.engine.dialect)
+        # Both variants at once: the warm-up compiles them in the manager, so that
+        # no forked child pays the compilation (its page copies) for either.
+        if not self._prepared:
+            self._prepared = {p: self._compile(p) for p in (False, True)}
         return self._prepared[with_progress]
+
+    def _compile(self, with_progress: bool) -> Prepared:
+        values: dict[str, Any] = {
+            "status": Status.COMPLETED.value,
+            "ended_at": bindparam("b_ended_at", type_=T.ended_at.type),
+            "heartbeat_at": None,
+            "result": bindparam("b_result", type_=T.result.type),
+            "logs": bindparam("b_logs", type_=T.logs.type),
+        }
+        if with_progress:
+            values["progress"] = bindparam("b_progress", type_=T.progress.type)
+        where = (
+            sql.fenced(bindparam("b_id"), bindparam("b_attempt"))
+            & T.next_id.is_(None)
+            & T.cancel_requested_at.is_(None)
+        )
+        statement = update(taches_table).where(where).values(**values)
+        return Prepared(statement, self.store.engine.dialect)
 
     def complete(
         self,
