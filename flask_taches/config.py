@@ -27,6 +27,8 @@ class Setting:
     optional: bool = False  # an empty environment value means None
 
 
+#: The ways a manager may start a task's process (``TACHES_EXECUTOR``, ``start --executor``).
+EXECUTORS = ("fork", "subprocess")
 _DEFAULT_EXECUTOR = "subprocess" if sys.platform == "win32" else "fork"
 
 SETTINGS: tuple[Setting, ...] = (

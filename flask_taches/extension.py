@@ -23,8 +23,6 @@ from .service import TaskService, sessions
 from .state import AppState, Hooks, is_registered, register
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: The ways a manager may start a task's process (``TACHES_EXECUTOR``).
-EXECUTOR_NAMES = ("fork", "subprocess")
 
 
 class TachesExtension(TaskService):
@@ -52,7 +50,7 @@ class TachesExtension(TaskService):
                 "or pass db to init_app(app, db)"
             )
         config.apply_defaults(app.config)
-        if app.config["TACHES_EXECUTOR"] not in EXECUTOR_NAMES:
+        if app.config["TACHES_EXECUTOR"] not in config.EXECUTORS:
             raise ConfigurationError(
                 f"TACHES_EXECUTOR={app.config['TACHES_EXECUTOR']!r}: use 'fork' or 'subprocess'"
             )

@@ -6,10 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import EXECUTORS
 from ..exceptions import ConfigurationError
-
-#: The executors ``--executor`` accepts (see :mod:`.executors`).
-EXECUTORS = ("fork", "subprocess")
 
 
 @dataclass(frozen=True)
