@@ -162,3 +162,39 @@ class Clock:
 
 def uses_services(clock: Clock, greeter_prefix: str) -> str:
     return f"{greeter_prefix}: {clock.now()}"
+
+
+# -- hidden parameters say nothing (issue 10) ------------------------------------------------
+
+
+def _says_the_token(token: str, tache: Tache, logger: logging.Logger) -> None:
+    """Put ``token`` everywhere a task can: its logs, details, logger, progress, debug."""
+    tache.info(f"the token is {token}", details={"token": token, "note": f"<{token}>"})
+    tache.warning("quoted", details=repr(token))
+    logger.info("the logger says %s", token)
+    try:
+        raise RuntimeError(f"inner {token!r}")
+    except RuntimeError:
+        logger.exception("caught: %s", token)
+    tache.set_progress(1, 2, label=f"working with {token}")
+    tache.debug(f"debug {token}", details=[token])
+
+
+def fingerprint(value: str) -> str:
+    """Proof that a task got the real value, that does not say it."""
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def leaks_hidden_then_fails(token: str, tache: Tache, logger: logging.Logger) -> int:
+    """Fails with ``ValueError: invalid literal for int() ... 'TOKEN'``."""
+    tache.info(f"fingerprint {fingerprint(token)}")
+    _says_the_token(token, tache, logger)
+    return int(token)
+
+
+def leaks_hidden_then_returns(token: str, tache: Tache, logger: logging.Logger) -> Any:
+    """Returns the token itself, beside its fingerprint."""
+    _says_the_token(token, tache, logger)
+    return {"token": token, token: [token, f"x{token}x"], "fingerprint": fingerprint(token)}

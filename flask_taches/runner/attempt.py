@@ -28,6 +28,7 @@ from ..state import app_state
 from ..status import Status
 from ..store import Store
 from .ending import Ending
+from .hiding import Mask
 from .live import LiveRecorder, task_logger
 from .outcome import Outcome, Unresolvable, call_task
 from .stopping import StopState, signal_handlers
@@ -62,7 +63,8 @@ class Attempt:
         # logs are a list of its own, since the tache appends to them in place.
         self.tache = Tache(**{**row, "logs": logs})
         wake = threading.Event()  # set when there is something to flush
-        self.recorder = LiveRecorder(logs, row["progress"], console, wake.set)
+        mask = Mask(row["parametres_caches"])
+        self.recorder = LiveRecorder(logs, row["progress"], console, wake.set, mask)
         watched = WatchedAttempt(
             self.tache_id, attempt, store, self.recorder, self.stops, self._give_up
         )

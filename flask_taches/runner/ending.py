@@ -55,7 +55,8 @@ class Ending:
         if stop is not None and stop.fenced:
             self._fenced(stop)
             return None
-        status, result, entries = outcome.status, outcome.result, list(outcome.entries)
+        status, entries = outcome.status, list(outcome.entries)
+        result = self.recorder.mask.value(outcome.result)  # kept and shown, so masked
         if stop is not None:
             assert stop.status is not None
             status, result = stop.status, None

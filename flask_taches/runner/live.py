@@ -5,6 +5,10 @@ The task's ``tache`` reports every log entry and progress update to a
 takes what changed at most every ``TACHES_FLUSH_INTERVAL`` seconds and writes
 it, fenced by the attempt. Records of the task's ``logger`` become log entries
 through :class:`TacheLogHandler`.
+
+Everything enters here, so here is where the task's hidden parameters are
+masked (:mod:`.hiding`): every log entry, debug line and progress label, before
+it is kept, written or shown.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..clock import utcnow
 from ..console import Console
 from ..lifecycle import LogEntry, log_entry
 from ..models import Tache
+from .hiding import Mask
 
 #: Parent of every task's ``logger`` (``flask_taches.tache.<id>``).
 TASK_LOGGER = "flask_taches.tache"
@@ -53,7 +58,10 @@ class LiveRecorder:
         progress: dict[str, Any] | None,
         console: Console | None,
         wake: Callable[[], None],
+        mask: Mask | None = None,
     ) -> None:
+        #: Hides the task's ``parametres_caches`` in all it says (and in its result).
+        self.mask = mask if mask is not None else Mask(None)
         self._lock = threading.Lock()
         self._logs = list(logs)  # ours: what the task does to tache.logs is not stored
         self._progress = progress
@@ -66,6 +74,7 @@ class LiveRecorder:
         return self._dirty
 
     def append(self, entry: LogEntry) -> None:
+        entry = self.hidden_entry(entry)
         with self._lock:
             self._logs.append(entry)
             was_dirty, self._dirty = self._dirty, True
@@ -78,6 +87,8 @@ class LiveRecorder:
         self.append(entry)
 
     def on_progress(self, tache: Tache, progress: dict[str, Any]) -> None:
+        if progress.get("label") is not None and self.mask:
+            progress = {**progress, "label": self.mask.value(progress["label"])}
         with self._lock:
             self._progress = progress
             was_dirty, self._dirty = self._dirty, True
@@ -88,7 +99,17 @@ class LiveRecorder:
 
     def on_debug(self, tache: Tache, message: str, details: Any) -> None:
         if self._console is not None:
-            self._console.debug(message, details)
+            self._console.debug(self.mask.text(message), self.mask.value(details))
+
+    def hidden_entry(self, entry: LogEntry) -> LogEntry:
+        """The entry with the hidden parameters masked in its message and details."""
+        if not self.mask:
+            return entry
+        masked = dict(entry)
+        for key in ("message", "details"):
+            if key in masked:
+                masked[key] = self.mask.value(masked[key])
+        return masked
 
     def take(self) -> Pending | None:
         """What is to be written since the last take (a copy, to write unlocked), or None."""
