@@ -4,7 +4,12 @@ On a terminal the lines are coloured and the progress bar is redrawn in place
 (``\\r``) under them; when the output is a pipe or a file every line is plain
 text, one per event, so scripts (and tests) can read it. ``parametres_caches``
 never reaches this module: the runner hands it the method, the ``parametres``
-and the log entries only.
+and the log entries only (masked, see :mod:`flask_taches.runner.hiding`).
+
+What a task or a user wrote never drives the terminal: :func:`printable` is the
+one escaping of everything the commands print (``run -vv``, ``start -vv``,
+``show``, ``list``, ``stats``), so an ANSI/OSC escape, a ``\\r`` or any other
+control character shows as its visible ``\\x..`` form.
 """
 
 from __future__ import annotations
@@ -52,6 +57,29 @@ LEVEL_NUMBERS = {
 }
 
 
+#: C0 controls (but newline), DEL, C1 controls, and the bidirectional overrides
+#: and isolates that reorder what a terminal shows ("Trojan Source").
+_CONTROLS = [*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in _CONTROLS},
+    **{code: f"\\u{code:04x}" for code in _BIDI},
+    0x09: "\\t",
+    0x0D: "\\r",
+}
+_ESCAPES_ONE_LINE = {**_ESCAPES, 0x0A: "\\n"}
+
+
+def printable(text: Any, *, newlines: bool = False) -> str:
+    """``text`` safe for a terminal: every control character escaped (``\\x1b``...).
+
+    ``newlines=True`` keeps line feeds (a traceback shown on several lines);
+    otherwise they are escaped too, so one value is one line. The result has
+    no control character left, so escaping it again changes nothing.
+    """
+    return str(text).translate(_ESCAPES if newlines else _ESCAPES_ONE_LINE)
+
+
 class Console:
     """Writes what a running task does to a stream, thread-safely.
 
@@ -89,7 +117,7 @@ class Console:
         text = f"task {tache_id} started: {method} (attempt {attempt}, pid {os.getpid()})"
         if parametres and self.shows_debug:
             text += f" parametres {preview(dict(parametres))}"
-        self._line(self._paint(text, "\033[1m"))
+        self._line(text, "\033[1m")
 
     def log(self, entry: Mapping[str, Any]) -> None:
         level = str(entry.get("level", "info"))
@@ -122,7 +150,7 @@ class Console:
         if result is not None:
             text += f": result {preview(result)}"
         self.close()  # the last bar stays above the end line
-        self._line(self._paint(text, STATUS_COLOURS.get(status, "")))
+        self._line(text, STATUS_COLOURS.get(status, ""))
 
     def close(self) -> None:
         """Leave the terminal's cursor on a fresh line (the bar stays visible)."""
@@ -137,13 +165,15 @@ class Console:
     def _entry(self, level: str, message: str, details: Any, at: Any) -> None:
         clock = _clock(at)
         text = f"{clock} {level.upper():<8} {message}"
-        self._line(self._paint(text, LEVEL_COLOURS.get(level, "")))
+        self._line(text, LEVEL_COLOURS.get(level, ""))
         if details is not None and self.shows_debug:
-            for line in preview(details, limit=DETAILS_PREVIEW).splitlines():
-                self._line(self._paint(f"    {line}", LEVEL_COLOURS["debug"]))
+            # A traceback stays on its lines; any other control is escaped by _line.
+            for line in preview(details, limit=DETAILS_PREVIEW).split("\n"):
+                self._line(f"    {line}", LEVEL_COLOURS["debug"])
 
-    def _line(self, text: str) -> None:
-        """Print a line above the progress bar, then redraw the bar."""
+    def _line(self, text: str, colour: str = "") -> None:
+        """Print a line (escaped, then painted) above the progress bar, then redraw the bar."""
+        text = self._paint(printable(text), colour)
         with self._lock:
             if self._bar:
                 self.stream.write(CLEAR_LINE)
@@ -156,6 +186,7 @@ class Console:
         return f"{colour}{text}{RESET}" if self.colour and colour else text
 
     def _bar_line(self, progress: Mapping[str, Any], text: str) -> str:
+        text = printable(text)
         percent = progress.get("percent")
         filled = round(BAR_WIDTH * float(percent) / 100) if percent is not None else 0
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)

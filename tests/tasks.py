@@ -198,3 +198,18 @@ def leaks_hidden_then_returns(token: str, tache: Tache, logger: logging.Logger) 
     """Returns the token itself, beside its fingerprint."""
     _says_the_token(token, tache, logger)
     return {"token": token, token: [token, f"x{token}x"], "fingerprint": fingerprint(token)}
+
+
+# -- terminal output (issue 10) ------------------------------------------------------------
+
+#: An OSC title change, a colour, a carriage return, a C1 CSI and DEL: none may reach a terminal.
+NOISE = "\x1b]0;owned\x07\x1b[31mred\rover\x9b2J\x7f"
+
+
+def noisy(tache: Tache, logger: logging.Logger) -> str:
+    """Says ``NOISE`` in a log line, its details, a progress label, the logger and its result."""
+    tache.info(f"message {NOISE}", details=f"line one {NOISE}\nline two")
+    tache.set_progress(1, 2, label=f"label {NOISE}")
+    logger.warning("logger %s", NOISE)
+    tache.debug(f"debug {NOISE}")
+    return f"result {NOISE}"

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ..console import printable
 from ..exceptions import TacheError
 from ..exit_codes import EXIT_NOT_RUN
 
@@ -24,7 +25,8 @@ class InvalidInput(click.ClickException):
     exit_code = EXIT_INVALID
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))  # always one line
+        # Always one line, and no control character of the input reaches the terminal.
+        super().__init__(printable(" ".join(str(message).split())))
 
 
 def fail(message: str) -> NoReturn:

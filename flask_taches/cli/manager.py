@@ -1,4 +1,8 @@
-"""Commands of the manager: ``start`` and ``stats``."""
+"""Commands of the manager: ``start`` and ``stats``.
+
+Both print what tasks and users wrote (methods, queues, error texts): through
+:func:`~flask_taches.console.printable`, so none of it drives the terminal.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import click
 from flask import current_app
 from flask.cli import ScriptInfo
 
+from ..console import printable
 from ..exceptions import ConfigurationError
 from ..state import app_state
 from ..status import Status
@@ -33,12 +38,25 @@ def manager_log_level(verbosity: int) -> int:
     return log_level(verbosity, debug_from=3)
 
 
+class PrintableFormatter(logging.Formatter):
+    """The manager's lines with every control character escaped (a traceback keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return printable(super().formatException(ei), newlines=True)
+
+    def formatStack(self, stack_info: str) -> str:
+        return printable(super().formatStack(stack_info), newlines=True)
+
+
 @contextmanager
 def manager_output(verbosity: int) -> Iterator[None]:
     """The manager's log records on stdout, at the level ``-v`` asks, for this command."""
     log = logging.getLogger("flask_taches.manager")
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    handler.setFormatter(PrintableFormatter(LINE_FORMAT))
     previous = log.level
     log.setLevel(manager_log_level(verbosity))
     log.addHandler(handler)
@@ -133,7 +151,7 @@ def stats(as_json: bool) -> None:
         click.echo(json.dumps(figures, indent=2))
         return
     for line in format_stats(figures):
-        click.echo(line)
+        click.echo(printable(line))
 
 
 def format_stats(figures: dict[str, Any]) -> list[str]:

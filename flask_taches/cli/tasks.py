@@ -2,7 +2,9 @@
 
 A thin shell over the service API (``app_state().service``) and the runner.
 Bad input never changes anything: it gets one line on stderr (``Error: ...``)
-and exit code 2, through the one boundary of :mod:`.errors`.
+and exit code 2, through the one boundary of :mod:`.errors`. What a task or a
+user wrote is printed through :func:`~flask_taches.console.printable`, so no
+control character of theirs reaches the terminal (``--json`` escapes as JSON).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy import select
 
+from ..console import printable
 from ..exit_codes import exit_code
 from ..models import Tache
 from ..preview import preview
@@ -161,7 +164,7 @@ def list_command(
         return
     click.echo(f"{'ID':>6}  {'STATUS':<11}  {'PROGRESS':>8}  {'CREATED (UTC)':<19}  METHOD")
     for tache in taches:
-        click.echo(_list_line(tache))
+        click.echo(printable(_list_line(tache)))
 
 
 def _list_line(tache: Tache) -> str:
@@ -182,19 +185,20 @@ def show_command(tache_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(_as_json(data))
         return
-    click.echo(f"task {tache.id}  {tache.status}")
+    click.echo(printable(f"task {tache.id}  {tache.status}"))
     for key, value in data.items():
         if key in ("id", "status", "logs") or value is None:
             continue
-        click.echo(f"  {key:<20} {preview(value)}")
+        click.echo(printable(f"  {key:<20} {preview(value)}"))
     logs = data.get("logs") or []
     click.echo(f"  logs ({len(logs)})" + (":" if logs else ""))
     for entry in logs:
         level = str(entry.get("level", "")).upper()
-        click.echo(f"    {entry.get('at', '')}  {level:<8} {entry.get('message', '')}")
+        click.echo(printable(f"    {entry.get('at', '')}  {level:<8} {entry.get('message', '')}"))
         if entry.get("details") is not None:
-            for line in preview(entry["details"], limit=DETAILS_PREVIEW).splitlines():
-                click.echo(f"        {line}")
+            # A traceback keeps its lines; every other control character is escaped.
+            for line in preview(entry["details"], limit=DETAILS_PREVIEW).split("\n"):
+                click.echo(printable(f"        {line}"))
 
 
 # -- actions --------------------------------------------------------------------------------
