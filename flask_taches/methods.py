@@ -11,19 +11,28 @@ An ``ImportError`` raised *inside* the task's own module is not mistaken for
 "module not found": it propagates, chained, with its original traceback.
 
 With an allowlist (``TACHES_ALLOWED_MODULES``), :func:`locate` confines the
-walk from the module to the callable: no module object, no ``_private`` or
-``__dunder__`` name on the way, and the callable (and every class walked
-through) must be defined inside an allowed package. Otherwise
-``"app.jobs:os.system"`` would reach whatever ``app.jobs`` imported.
+walk from the module to the callable: no ``_private`` module (``__init__``
+included) in the path, no module object, no ``_private`` or ``__dunder__``
+name on the way, and the callable (and every class walked through) must be
+defined inside an allowed package. Otherwise ``"app.jobs:os.system"`` would
+reach whatever ``app.jobs`` imported.
+
+A name proves little (a subclass of ``subprocess.Popen`` says it is from
+``app.jobs``; ``functools.wraps`` copies ``__module__``), so the check ends on
+the code that would run (:func:`_confine_code`): the Python function called,
+as its globals say where it was written; for a class, the metaclass's
+``__call__``, ``__new__`` and ``__init__`` that building it runs (``object``'s
+and ``type``'s are fine). Code not written in Python is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any
 
 from .exceptions import MethodNotFound, MethodRefused
@@ -67,13 +76,36 @@ def is_allowed(path: MethodPath, allowed: Iterable[str]) -> bool:
     return any(path.module == prefix or path.module.startswith(prefix + ".") for prefix in allowed)
 
 
+def _private_part(path: MethodPath, allowed: Iterable[str]) -> str | None:
+    """The first ``_private`` module part below the allowed package, if any.
+
+    ``__init__`` counts: ``pkg.__init__`` would import the package's file a
+    second time, as another module. Parts of an allowed prefix itself are the
+    app's explicit choice.
+    """
+    parts = path.module.split(".")
+    found: str | None = None
+    for prefix in allowed:
+        if not is_allowed(path, [prefix]):
+            continue
+        below = [part for part in parts[len(prefix.split(".")) :] if part.startswith("_")]
+        if not below:
+            return None
+        found = found or below[0]
+    return found
+
+
 def check_allowed(method: str, allowed: Iterable[str]) -> MethodPath:
+    """Refuse by name (nothing imported): outside the allowlist, or a private module."""
     path = parse(method)
     allowed = list(allowed)
     if not is_allowed(path, allowed):
         raise MethodRefused(
             f"{method!r} is outside TACHES_ALLOWED_MODULES ({', '.join(allowed) or 'none'})"
         )
+    private = _private_part(path, allowed)
+    if private is not None:
+        raise MethodRefused(f"{method!r}: private module {private!r} in a method path")
     return path
 
 
@@ -152,7 +184,10 @@ def locate(method: str, allowed: Iterable[str] | None = None) -> Target:
             _confine(path, holder, allowed)
     if not callable(holder):
         raise MethodNotFound(f"{path.text} is not callable")
-    return Target(path=path, owner=owner, attr=holder, name=path.attrs[-1])
+    target = Target(path=path, owner=owner, attr=holder, name=path.attrs[-1])
+    if allowed is not None:
+        _confine_code(target, allowed)
+    return target
 
 
 def _confine(path: MethodPath, value: Any, allowed: list[str]) -> None:
@@ -170,6 +205,70 @@ def _confine(path: MethodPath, value: Any, allowed: list[str]) -> None:
     if not isinstance(home, str) or not is_allowed(MethodPath(home, ()), allowed):
         raise MethodRefused(
             f"{path.text} resolves to {describe(value)} from {home!r}, "
+            f"outside TACHES_ALLOWED_MODULES ({', '.join(allowed) or 'none'})"
+        )
+
+
+#: functools' cache wrapper only calls the function it wraps: it is looked through.
+_CACHE_WRAPPER: Any = type(functools.cache(lambda: None))
+
+
+def _confine_code(target: Target, allowed: list[str]) -> None:
+    """Refuse a target whose code, when run, is not the allowed packages' own."""
+    value = target.attr
+    if inspect.isclass(value):
+        _confine_construction(target.path, value, allowed)
+        return
+    if target.needs_instance:
+        assert target.owner is not None
+        _confine_construction(target.path, target.owner, allowed)
+    label, func = _called_function(value)
+    _confine_function(target.path, label, func, allowed)
+
+
+def _called_function(value: Any) -> tuple[str, Any]:
+    """What runs when ``value`` is called: its name, and the function (or what stands instead)."""
+    while type(value) is _CACHE_WRAPPER and _CACHE_WRAPPER is not FunctionType:
+        value = value.__wrapped__
+    if isinstance(value, MethodType):
+        return describe(value), value.__func__
+    if isinstance(value, FunctionType) or inspect.isroutine(value):
+        return describe(value), value  # a builtin or C function: refused below
+    definer, call = _defined(type(value), "__call__")  # a callable instance
+    return f"{definer.__qualname__}.__call__", call
+
+
+def _confine_construction(path: MethodPath, cls: type, allowed: list[str]) -> None:
+    """What building ``cls`` runs: its metaclass's ``__call__``, ``__new__``, ``__init__``."""
+    steps = ((type(cls), "__call__", type), (cls, "__new__", object), (cls, "__init__", object))
+    for klass, name, harmless in steps:
+        definer, raw = _defined(klass, name)
+        if definer is not harmless:
+            label = f"{definer.__qualname__}.{name}"
+            _confine_function(path, label, raw, allowed)
+
+
+def _defined(cls: type, name: str) -> tuple[type, Any]:
+    """The class of ``cls``'s MRO that defines ``name``, and the raw function there."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            raw = vars(klass)[name]
+            if isinstance(raw, (staticmethod, classmethod)):
+                raw = raw.__func__
+            return klass, raw
+    raise MethodNotFound(f"{cls.__qualname__} has no {name}")  # not reached: object has them
+
+
+def _confine_function(path: MethodPath, label: str, func: Any, allowed: list[str]) -> None:
+    """``func`` must be a Python function whose code was written in an allowed package."""
+    if not isinstance(func, FunctionType):
+        raise MethodRefused(f"{path.text}: {label} is not Python code of TACHES_ALLOWED_MODULES")
+    # Its globals are those of the module its code was written in, whatever
+    # __module__ says (functools.wraps copies the wrapped function's).
+    home = func.__globals__.get("__name__")
+    if not isinstance(home, str) or not is_allowed(MethodPath(home, ()), allowed):
+        raise MethodRefused(
+            f"{path.text}: {label} runs code of {home!r}, "
             f"outside TACHES_ALLOWED_MODULES ({', '.join(allowed) or 'none'})"
         )
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from sqlalchemy import func, select, update
 
+from flask_taches import Status
 from flask_taches.exceptions import MethodNotFound, MethodRefused, MissingArgument
 from flask_taches.injection import Injector, Service, bind
 from flask_taches.methods import MethodPath, check_allowed, locate, parse
+from flask_taches.models import taches_table
+from flask_taches.runner import run_claimed, run_one
 from tests import tasks
+from tests.app import taches
 
 
 def test_parse_colon_and_dotted_forms() -> None:
@@ -176,3 +184,136 @@ def test_the_allowlist_keeps_every_form_of_method(method: str) -> None:
 def test_the_allowlist_refuses_the_module_itself_first() -> None:
     with pytest.raises(MethodRefused, match="outside TACHES_ALLOWED_MODULES"):
         locate("os:getcwd", ["tests"])
+
+
+# -- the code that would run, not the name it carries -----------------------------------------
+
+FOREIGN_CODE = [
+    "tests.evil_tasks:Evil",  # Popen.__init__ would run
+    "tests.evil_tasks.Evil",
+    "tests.evil_tasks:EvilService.run",  # the instance is built by Popen.__init__
+    "tests.evil_tasks:BorrowedInit.run",  # __init__ = subprocess.Popen.__init__
+    "tests.evil_tasks:CDict",  # a constructor written in C
+    "tests.evil_tasks:Colour",  # the metaclass's __call__, from enum
+    "tests.evil_tasks:foreign_call",  # __call__ = os.system
+    "tests.evil_tasks:system_partial",  # functools.partial(os.system)
+    "tests.evil_tasks:managed",  # a contextlib wrapper that copied __module__
+]
+
+
+@pytest.mark.parametrize("method", FOREIGN_CODE)
+def test_a_callable_whose_code_is_foreign_is_refused(method: str) -> None:
+    with pytest.raises(MethodRefused) as refused:
+        locate(method, ["tests"])
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["tests._private.mod:f", "tests.__init__:add", "tests.__init__.add", "tests.tasks._x:f"],
+)
+def test_a_private_module_or_init_is_refused_by_name(method: str) -> None:
+    with pytest.raises(MethodRefused, match="private module"):
+        check_allowed(method, ["tests"])
+    with pytest.raises(MethodRefused, match="private module"):
+        locate(method, ["tests"])
+
+
+def test_an_explicitly_allowed_private_package_is_a_prefix_like_any_other() -> None:
+    assert check_allowed("tests._x.mod:f", ["tests._x"]).module == "tests._x.mod"
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "tests.evil_tasks:own_call",  # __call__ defined here
+        "tests.evil_tasks:Report.build",  # a dataclass's generated __init__
+        "tests.evil_tasks:Report",
+        "tests.tasks:Greeter",
+        "tests.tasks:Clock.now",
+        "tests.tasks:uses_services",
+        "sample_app.services:DemoService.demo",
+        "sample_app.services:DemoService.fail",
+        "sample_app.services:ReportService.build",
+        "sample_app.services:Catalogue.from_app",
+    ],
+)
+def test_own_code_is_accepted_in_every_form(method: str) -> None:
+    package = method.split(".")[0]
+    assert callable(locate(method, [package]).attr)
+
+
+def test_a_wrapper_is_unwrapped_only_when_it_is_allowed_too() -> None:
+    # cached_double is wrapped by functools' cache, which only calls it back.
+    assert callable(locate("tests.tasks:cached_double", ["tests"]).attr)
+    # contextlib's wrapper is foreign code, whatever __module__ it copied.
+    with pytest.raises(MethodRefused, match="contextlib"):
+        locate("tests.evil_tasks:managed", ["tests"])
+
+
+# -- the same check at add() and at run time ---------------------------------------------------
+
+
+def _count() -> int:
+    with taches.store().read() as conn:
+        return int(conn.execute(select(func.count()).select_from(taches_table)).scalar_one())
+
+
+def _forge(tache_id: int, **values: Any) -> None:
+    """Edit a row behind add()'s back, as SQL access to the table would."""
+    with taches.store().write() as conn:
+        conn.execute(update(taches_table).where(taches_table.c.id == tache_id).values(**values))
+
+
+def _stored(tache_id: int) -> dict[str, Any]:
+    with taches.store().read() as conn:
+        found = conn.execute(select(taches_table).where(taches_table.c.id == tache_id))
+        return dict(found.mappings().one())
+
+
+def _never_created(marker: Path, wait: float = 0.3) -> bool:
+    """A command started by Popen runs beside us: give it time to show up."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if marker.exists():
+            return False
+        time.sleep(0.02)
+    return not marker.exists()
+
+
+def test_add_refuses_a_class_built_by_a_foreign_constructor(db_ctx: Flask, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(MethodRefused, match="subprocess") as refused:
+        taches.add("tests.evil_tasks:Evil", parametres={"args": ["touch", str(marker)]})
+    assert "\n" not in str(refused.value)
+    with pytest.raises(MethodRefused, match="private module"):
+        taches.add("tests.__init__:add")
+    assert _count() == 0
+    assert _never_created(marker)
+
+
+def test_a_forged_foreign_constructor_is_refused_at_run_time(db_ctx: Flask, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    tache_id = taches.add("tests.tasks:add", parametres={"args": ["touch", str(marker)]})
+    _forge(tache_id, method="tests.evil_tasks:Evil")
+    attempt = taches.store().claim_one(tache_id)
+    assert run_claimed(tache_id, attempt) is Status.FAILED
+    stored = _stored(tache_id)
+    assert "subprocess" in stored["logs"][-1]["message"]
+    assert _never_created(marker), "nothing of the task ran"
+
+
+def test_a_forged_private_module_is_refused_before_the_claim(db_ctx: Flask) -> None:
+    tache_id = taches.add("tests.tasks:add", parametres={"a": 1})
+    _forge(tache_id, method="tests.__init__:add")
+    before = _stored(tache_id)
+    with pytest.raises(MethodRefused, match="private module"):
+        run_one(tache_id)
+    assert _stored(tache_id) == before
+    attempt = taches.store().claim_one(tache_id)
+    assert run_claimed(tache_id, attempt) is Status.FAILED, "a manager's claim: refused too"
+
+
+def test_the_sample_tasks_are_still_accepted_by_add(db_ctx: Flask) -> None:
+    for method in ("tests.tasks:add", "tests.tasks:Greeter.greet", "tests.tasks:cached_double"):
+        assert taches.add(method) > 0
