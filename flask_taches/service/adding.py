@@ -3,8 +3,10 @@
 Each task becomes a checked :class:`~.new_rows.NewRow`; the rows are inserted
 by the store on the session's own connection (so ``commit=False`` joins the
 caller's transaction), files are copied once the ids are known, and the
-caller's :class:`Tache` objects are adopted. Any failure undoes all of it:
-the transaction, the adoption and the copied files.
+caller's :class:`Tache` objects are adopted. Files are checked before the
+insert (what can be refused ahead changes nothing, not even a caller's
+``commit=False`` work); any later failure undoes all of it: the transaction,
+the adoption and the copied files.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import InvalidTache
+from ..exceptions import FichierRefused, InvalidTache
 from ..models import Tache
 from ..state import AppState, app_state
 from ..status import Status
 from .adopting import adopt, disown
-from .files import remove_folder, store_fichier
+from .files import check_fichier, remove_folder, store_fichier
 from .new_rows import OWNER_UNSET, NewRow, NewRowRules, prepare
 
 
@@ -28,7 +30,13 @@ def add_one(
     """Insert one task (with its file, if any); its id."""
     state = app_state()
     row = prepare(tache, NewRowRules.of(state), owner=owner, options=options)
-    return save(state, [row], fichiers=[fichier], commit=commit)[0]
+    if fichier is not None:
+        if row.fichier is not None:
+            raise FichierRefused(
+                "give the file as Tache(fichier=...) or add(fichier=...), not both"
+            )
+        row.fichier = fichier
+    return save(state, [row], commit=commit)[0]
 
 
 def add_all(taches: Iterable[Tache | str], *, commit: bool) -> list[int]:
@@ -57,14 +65,12 @@ def _prepare_all(state: AppState, taches: Iterable[Tache | str]) -> list[NewRow]
 
 
 def save(
-    state: AppState,
-    rows: Sequence[NewRow],
-    *,
-    fichiers: Sequence[Any] | None = None,
-    commit: bool,
-    chained: bool = False,
+    state: AppState, rows: Sequence[NewRow], *, commit: bool, chained: bool = False
 ) -> list[int]:
     """Insert ``rows`` (linked as a chain when ``chained``), copy their files, adopt them."""
+    for row in rows:
+        if row.fichier is not None:
+            check_fichier(row.fichier)  # refused before the insert: nothing to undo
     session = state.db.session()
     for row in rows:
         if row.tache is not None and row.tache in session:
@@ -80,11 +86,11 @@ def save(
             store.link_chain(conn, ids)
             for row, next_id in zip(rows, ids[1:], strict=False):
                 row.values["next_id"] = next_id
-        for row, tache_id, fichier in zip(rows, ids, fichiers or (), strict=False):
-            if fichier is not None:
+        for row, tache_id in zip(rows, ids, strict=True):
+            if row.fichier is not None:
                 folder = state.fichier_folder(tache_id)
                 copied.append(folder)
-                row.values["fichier"] = store_fichier(folder, fichier)
+                row.values["fichier"] = store_fichier(folder, row.fichier)
                 store.set_fichier(conn, tache_id, row.values["fichier"])
         adopted = adopt(session, rows, ids)
         if commit:

@@ -67,10 +67,16 @@ _OTHER_COLUMNS = frozenset(taches_table.c.keys()) - {"id", *_BASE_COLUMNS}
 
 @dataclass
 class NewRow:
-    """A task about to be inserted: its column values, and the caller's object if any."""
+    """A task about to be inserted: its column values, and the caller's object if any.
+
+    ``fichier`` is the file to copy into the task's folder once its id is
+    known (a ``FileStorage`` or a path); the ``fichier`` column then gets the
+    copy's safe name, never what the caller put there.
+    """
 
     values: dict[str, Any]
     tache: Tache | None = None
+    fichier: Any = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ def prepare(
     if unknown:
         raise InvalidTache(f"unknown option(s) for add(): {', '.join(sorted(unknown))}")
     values, source = _starting_values(tache)
+    # Tache(fichier=...) is a file to copy, like add(fichier=...), not a name to store.
+    fichier = values.pop("fichier", None)
     values.update(options)
     rules.check_method(values["method"])
     values["parametres"] = json_object("parametres", values["parametres"])
@@ -124,7 +132,7 @@ def prepare(
         values["owner"] = auth.current_owner()
     _complete(values, rules)
     validate(values)  # what every database can store
-    return NewRow(values, source)
+    return NewRow(values, source, fichier)
 
 
 def _starting_values(tache: Tache | str) -> tuple[dict[str, Any], Tache | None]:
