@@ -127,7 +127,7 @@ class Attempt:
             "tache": self.tache,
             "app": self.app,
             "db": state.db,
-            "logger": task_logger(self.tache),
+            "logger": task_logger(self.tache, self.recorder.mask),
         }
         injector = Injector(
             builtins,

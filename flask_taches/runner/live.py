@@ -140,8 +140,8 @@ class TacheLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
-            details = None
-            if record.exc_info:
+            details = record.exc_text  # set (and masked) by HiddenValuesFilter
+            if details is None and record.exc_info:
                 details = "".join(traceback.format_exception(*record.exc_info))
             level = stored_level(record.levelno)
             if level is None:
@@ -152,6 +152,30 @@ class TacheLogHandler(logging.Handler):
             self.handleError(record)
 
 
+class HiddenValuesFilter(logging.Filter):
+    """Masks a task's ``logger`` records before any handler sees them.
+
+    The records go on to ``flask_taches.tache`` and the application's own
+    handlers: they get the text masked as the stored logs are (the message,
+    the traceback's text and the stack; ``exc_info`` itself stays, for
+    handlers that walk the frames).
+    """
+
+    def __init__(self, mask: Mask) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.mask.text(record.getMessage()), None
+        if record.exc_info and record.exc_text is None:
+            # logging.Formatter's own text of it, which formatters then reuse.
+            text = "".join(traceback.format_exception(*record.exc_info)).removesuffix("\n")
+            record.exc_text = self.mask.text(text)
+        if record.stack_info:
+            record.stack_info = self.mask.text(record.stack_info)
+        return True
+
+
 def stored_level(levelno: int) -> str | None:
     """The log level a record is stored with; None below INFO (shown, never stored)."""
     for threshold, name in STORED_LEVELS:
@@ -160,12 +184,15 @@ def stored_level(levelno: int) -> str | None:
     return None
 
 
-def task_logger(tache: Tache) -> logging.Logger:
+def task_logger(tache: Tache, mask: Mask | None = None) -> logging.Logger:
     """A logger for one run, outside logging's registry (so it is not kept forever).
 
-    Its records also propagate to ``flask_taches.tache`` for the application's handlers.
+    Its records also propagate to ``flask_taches.tache`` for the application's
+    handlers, with the task's hidden parameters masked.
     """
     task_log = logging.Logger(f"{TASK_LOGGER}.{tache.id}", logging.DEBUG)
     task_log.parent = logging.getLogger(TASK_LOGGER)
+    if mask:
+        task_log.addFilter(HiddenValuesFilter(mask))
     task_log.addHandler(TacheLogHandler(tache))
     return task_log

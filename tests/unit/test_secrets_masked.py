@@ -9,7 +9,9 @@ masked. Run with ``run_one`` in this process, and in a real ``flask taches run
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -97,6 +99,23 @@ def test_the_console_shows_no_hidden_value(
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err
     assert f"debug {MARKER}" in out.out and f"working with {MARKER}" in out.out
+
+
+def test_the_apps_own_log_handlers_get_the_task_loggers_records_masked(app_ctx: Flask) -> None:
+    """The records go on to ``flask_taches.tache``, where an app's handlers may print them."""
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    parent = logging.getLogger("flask_taches.tache")
+    parent.addHandler(handler)
+    try:
+        assert run_one(add("leaks_hidden_then_fails")) is Status.FAILED
+    finally:
+        parent.removeHandler(handler)
+    text = seen.getvalue()
+    assert TOKEN not in text
+    assert f"INFO the logger says {MARKER}" in text
+    assert f"RuntimeError: inner '{MARKER}'" in text  # the traceback of logger.exception
 
 
 # -- in a real `flask taches run -vv` process ------------------------------------------------
