@@ -143,6 +143,19 @@ def test_flask_taches_run_stores_and_prints_no_hidden_value(app_ctx: Flask, meth
     assert shown.returncode == 0 and TOKEN not in shown.stdout
 
 
+def test_a_forked_manager_child_stores_and_prints_no_hidden_value(app_ctx: Flask) -> None:
+    ids = [add("leaks_hidden_then_fails"), add("leaks_hidden_then_returns")]
+    done = flask_run("start", "--loop", "1", "--sleep", "0.2", "--executor", "fork", "-vv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    assert f"the logger says {MARKER}" in done.stdout
+    for tache_id in ids:
+        row = stored(tache_id)
+        assert row["status"] in (Status.FAILED, Status.COMPLETED)
+        assert TOKEN not in as_text(row)
+        assert tasks.fingerprint(TOKEN) in as_text(row)
+
+
 # -- the rule ------------------------------------------------------------------------------------
 
 
