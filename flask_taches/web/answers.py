@@ -2,7 +2,8 @@
 
 Every route asks :func:`auth.can` about the task it touches; a task the user
 may not see answers 404 exactly like one that does not exist
-(:func:`visible_or_404`), so ids cannot be probed.
+(:func:`visible_or_404`), so ids cannot be probed. Every answer carries the
+headers of :func:`protect`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-from flask import Response, abort, jsonify, make_response, request
+from flask import Response, abort, current_app, jsonify, make_response, request
 
 from .. import auth
 from ..exceptions import InvalidTransition, TacheError, TacheNotFound
@@ -25,6 +26,12 @@ from .templating import render_result, render_status
 JSON_ENDPOINTS = frozenset({"taches.status_json", "taches.batch_status"})
 #: What chooses between HTML and JSON, for ``Vary``.
 NEGOTIATED_ON = ("Accept", "X-Requested-With")
+#: The pages a browser shows whole: they refuse to be framed (clickjacking on their buttons).
+PAGE_ENDPOINTS = frozenset({"taches.index", "taches.tache"})
+#: The attached file: private data, never kept by a browser or a proxy.
+DOWNLOAD_ENDPOINTS = frozenset({"taches.fichier"})
+#: ``X-Frame-Options`` for the ``frame-ancestors`` it can say; another source list has none.
+FRAME_OPTIONS = {"'none'": "DENY", "'self'": "SAMEORIGIN"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -124,3 +131,24 @@ def task_answer(tache: Tache, render: Callable[[Tache], str]) -> Response:
     if wants_json():
         return no_store(jsonify(status_data(tache)), negotiated=True)
     return no_store(html(render(tache)), negotiated=True)
+
+
+def protect(response: Response) -> Response:
+    """The headers of every answer of the blueprint (its ``after_request``).
+
+    ``nosniff`` everywhere (a text log served as ``text/plain`` is never run
+    as a script); ``no-store`` on downloads, without the ``ETag`` and
+    ``Last-Modified`` that would only serve to revalidate a kept copy; and
+    ``frame-ancestors`` (``TACHES_FRAME_ANCESTORS``) on the pages.
+    """
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.endpoint in DOWNLOAD_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+        for name in ("ETag", "Last-Modified"):
+            response.headers.pop(name, None)
+    if request.endpoint in PAGE_ENDPOINTS:
+        ancestors = " ".join(str(current_app.config["TACHES_FRAME_ANCESTORS"]).split())
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+        if ancestors in FRAME_OPTIONS:
+            response.headers["X-Frame-Options"] = FRAME_OPTIONS[ancestors]
+    return response

@@ -2,14 +2,20 @@
 
 Its ``templates/`` and ``static/`` folders stay at the package's root
 (``flask_taches/templates``, ``flask_taches/static``): the packaging lists them
-there, and applications override ``taches/*.html`` by those paths.
+there, and applications override ``taches/*.html`` by those paths. What it
+does to every request of its own is here too: the input no view may see
+(:func:`.inputs.check_request`) and the headers of every answer
+(:func:`.answers.protect`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint
+from flask import Blueprint, Response
+
+from .answers import BadInput, fail, protect
+from .inputs import check_request
 
 #: ``flask_taches/``: the folder the blueprint's templates and static files are relative to.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +28,17 @@ blueprint = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
+
+
+@blueprint.before_request
+def _refuse_bad_input() -> None:
+    """A 400 in one line, before a view could turn the input into a 500."""
+    try:
+        check_request()
+    except BadInput as exc:
+        fail(400, str(exc))
+
+
+@blueprint.after_request
+def _protect(response: Response) -> Response:
+    return protect(response)
