@@ -3,12 +3,14 @@
 SQLite stores a 300-character signature, a priority of 10**12 or an infinite
 timeout without a word; PostgreSQL and MySQL/MariaDB refuse them with a
 driver error (a traceback, and a 500 in a view). :func:`validate` holds each
-column to what the strictest of them accepts, from the table itself.
+column to what the strictest of them accepts, from the table itself: no
+string holds a NUL (PostgreSQL refuses it) or a lone surrogate (not UTF-8).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +24,9 @@ INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 #: Largest magnitude a FLOAT column holds (single precision on MySQL/MariaDB).
 FLOAT_MAX = 3.4e38
+#: Characters no database stores in text: NUL (PostgreSQL, in text and in JSONB) and
+#: lone surrogates (no driver encodes them to UTF-8).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def validate(values: Mapping[str, Any]) -> None:
@@ -47,6 +52,17 @@ def _check_length(key: str, value: Any, length: int) -> None:
         raise InvalidTache(f"{key} must be a string, not {type(value).__name__}")
     if len(value) > length:
         raise InvalidTache(f"{key} is {len(value)} characters long; at most {length}")
+    problem = unstorable(value)
+    if problem:
+        raise InvalidTache(f"{key} {problem}")
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored on every database (``None``: it can)."""
+    found = UNSTORABLE.search(text)
+    if found is None:
+        return None
+    return f"holds the character {found.group()!r}, which no database stores"
 
 
 def _check_integer(key: str, value: Any) -> None:
