@@ -7,19 +7,33 @@ from urllib.parse import urlsplit
 from flask import request, url_for
 
 
+def same_site(url: str | None, *, relative: bool = True) -> str | None:
+    """``url`` if a browser sent to it stays on this very site; else ``None``.
+
+    The one same-site check, for the Referer and for an application's
+    ``?next=``: a path of this site (``/monitor``, when ``relative``), or an
+    absolute ``http(s)`` URL of this host. Browsers read a backslash as a slash
+    and drop tabs and newlines, so ``/\\evil.example`` or ``/<TAB>/evil.example``
+    would leave the site as ``//evil.example``: any backslash, whitespace or
+    control character is refused rather than guessed at.
+    """
+    if not url or "\\" in url or not url.isprintable() or " " in url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc == request.host:
+        return url
+    is_path = not parts.scheme and not parts.netloc and url.startswith("/")
+    if relative and is_path and not url.startswith("//"):
+        return url
+    return None
+
+
 def same_site_referrer() -> str | None:
     """The Referer, if it is an absolute URL of this very site (as browsers send it).
 
-    A relative or scheme-only one is refused: browsers read a backslash as a
-    slash, so ``/\\evil.example`` or ``https:/\\evil.example`` would leave the site.
+    A relative or scheme-only one is refused: no browser sends one.
     """
-    referrer = request.referrer
-    if not referrer or "\\" in referrer:
-        return None
-    parts = urlsplit(referrer)
-    if parts.scheme in ("http", "https") and parts.netloc == request.host:
-        return referrer
-    return None
+    return same_site(request.referrer, relative=False)
 
 
 def back_from_action(tache_id: int, *, deleted: bool) -> str:

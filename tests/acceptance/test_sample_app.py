@@ -330,3 +330,34 @@ def test_demo_tasks_run_with_flask_taches_run(sample: Flask, tmp_path: Path) -> 
 
     assert rows[report].status == "COMPLETED"
     assert rows[report].result == {"items": 2, "units": 12}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "//evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "monitor",
+        "",
+    ],
+)
+def test_login_goes_back_only_to_a_page_of_this_site(sample: Flask, target: str) -> None:
+    """The demo's ``next`` goes through the extension's one same-site check."""
+    client = sample.test_client()
+    csrf = token(client)
+    response = client.post("/login", data={"user": "bob", "csrf_token": csrf, "next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_login_goes_back_to_an_absolute_url_of_this_site(sample: Flask) -> None:
+    client = sample.test_client()
+    csrf = token(client)
+    url = "http://localhost/monitor?signature=a"
+    response = client.post("/login", data={"user": "bob", "csrf_token": csrf, "next": url})
+    assert response.headers["Location"] == url
