@@ -134,7 +134,12 @@ def test_owner_and_admin_see_the_task_and_shared_tasks_are_for_all(app: Flask) -
 
 # -- actions offered by the fragment ------------------------------------------------------
 
+#: The tests of what an action offers or answers, on shared tasks: open to all (the default
+#: leaves them to admins; see test_auth.py for that rule).
+SHARED_ACTIONS = pytest.mark.taches_config(TACHES_SHARED_ACTIONS=True, **USERS)
 
+
+@SHARED_ACTIONS
 @pytest.mark.parametrize(
     ("status", "offered"),
     [
@@ -312,6 +317,7 @@ def test_script_in_logs_parametres_and_signature_shows_as_text(app: Flask) -> No
     assert ESCAPED in batch["result_html"]  # result and last log message
 
 
+@SHARED_ACTIONS
 def test_parametres_caches_never_reach_any_response(app: Flask) -> None:
     tache_id = make(app, status="FAILED", signature="s")
     client = app.test_client()
@@ -373,7 +379,7 @@ def test_an_app_base_template_wraps_the_pages(app: Flask, tmp_path: Path) -> Non
     assert 'class="taches-dashboard"' in html
 
 
-@pytest.mark.taches_config(TACHES_LOCALE="fr", **USERS)
+@pytest.mark.taches_config(TACHES_LOCALE="fr", TACHES_SHARED_ACTIONS=True, **USERS)
 def test_french_labels_and_questions(app: Flask) -> None:
     tache_id = make(app, status="FAILED")
     html = app.test_client().get(f"/taches/{tache_id}/status").get_data(as_text=True)
