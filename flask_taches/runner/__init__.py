@@ -15,6 +15,8 @@ The package, one concept a module:
 * :mod:`.watchdog`: the thread beside the task that writes its logs live,
   beats, and watches cancel, timeout and fencing;
 * :mod:`.live`: the task's logs and progress, collected for the watchdog;
+* :mod:`.hiding`: the mask of the task's ``parametres_caches`` in all that is
+  kept or shown of it (logs, progress label, result, console);
 * :mod:`.stopping`: who stops the task and who records its end, as phases.
   To stop the task, the watchdog sends :data:`INTERRUPT_SIGNAL` (SIGUSR1) to
   the main thread, whose handler raises :class:`TacheStopped`; SIGTERM and
