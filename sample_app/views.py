@@ -21,8 +21,10 @@ from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
 from flask_taches import Status, Tache
+from flask_taches.exceptions import InvalidTache
 from flask_taches.models import utcnow
 from flask_taches.web import csrf
+from flask_taches.web.inputs import INTEGER
 from flask_taches.web.redirects import same_site
 
 from . import USERS, current_user, current_user_is_admin, db, taches
@@ -137,7 +139,7 @@ def parse_ids(text: str) -> tuple[list[int], list[str]]:
     ids: list[int] = []
     ignored: list[str] = []
     for part in text.replace(" ", ",").split(","):
-        if part.isdigit():
+        if INTEGER.fullmatch(part) and not part.startswith("-"):  # not "²", not 5000 digits
             ids.append(int(part))
         elif part:
             ignored.append(part)
@@ -151,7 +153,10 @@ def start_signed() -> Response:
     if not signature or len(signature) > 255:
         abort(400, "a signature of 1 to 255 characters is required")
     seconds = number("seconds", 3.0, MAX_SECONDS)
-    tache_id = taches.add(REPORT, parametres={"seconds": seconds}, signature=signature)
+    try:
+        tache_id = taches.add(REPORT, parametres={"seconds": seconds}, signature=signature)
+    except InvalidTache as exc:  # e.g. a NUL, which PostgreSQL cannot store
+        abort(400, str(exc))
     if request.headers.get("X-Requested-With") == "fetch":
         return jsonify({"id": tache_id, "signature": signature})
     flash(f"Started report #{tache_id} with signature {signature!r}.")

@@ -361,3 +361,18 @@ def test_login_goes_back_to_an_absolute_url_of_this_site(sample: Flask) -> None:
     url = "http://localhost/monitor?signature=a"
     response = client.post("/login", data={"user": "bob", "csrf_token": csrf, "next": url})
     assert response.headers["Location"] == url
+
+
+@pytest.mark.parametrize("ids", ["²", "9" * 5000, "1²"])
+def test_monitor_ignores_what_is_not_an_id(sample: Flask, ids: str) -> None:
+    response = sample.test_client().get(f"/monitor?ids={ids}")
+    assert response.status_code == 200
+    assert "not a task id." in response.get_data(as_text=True)
+
+
+def test_a_signature_no_database_stores_is_refused_in_one_line(sample: Flask) -> None:
+    client = sample.test_client()
+    csrf = token(client)
+    response = client.post("/signature", data={"signature": "a\x00b", "csrf_token": csrf})
+    assert response.status_code == 400
+    assert count_taches(sample) == 0
