@@ -43,6 +43,8 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
 
     #: Whether the claim's SELECT takes row locks with ``FOR UPDATE SKIP LOCKED``.
     skip_locked = False
+    #: ``same_text(column, value)``: exact equality of text (see :func:`.statements.same_text`).
+    same_text = staticmethod(sql.same_text)
 
     def __init__(self, engine: Engine, retry_base: float = 10.0) -> None:
         self.engine = engine

@@ -5,7 +5,8 @@
   declared dead that comes back late matches no row and changes nothing;
 * :func:`claimed_values`: what a claim writes into a row it makes RUNNING;
 * :func:`read_row` / :func:`update_row`: one row by id;
-* :func:`ready`: the rows a manager may claim now.
+* :func:`ready`: the rows a manager may claim now;
+* :func:`same_text`: a text column equal to a value, character for character.
 """
 
 from __future__ import annotations
@@ -63,3 +64,12 @@ def ready(now: datetime, queues: Sequence[str] | None) -> ColumnElement[bool]:
     if queues:
         clause &= T.queue.in_(list(queues))
     return clause
+
+
+def same_text(column: Any, value: str) -> ColumnElement[bool]:
+    """``column`` holds exactly ``value``: plain ``=`` where the collation is exact.
+
+    A store whose database compares text case-insensitively (MySQL, MariaDB)
+    overrides :meth:`Store.same_text`, so ``owner = 'bob'`` never matches ``'BOB'``.
+    """
+    return column == value
