@@ -8,25 +8,37 @@ One rule for every route, helper and the service API:
 * ``@taches.authorize`` (or ``TACHES_AUTHORIZE``), when set, decides alone;
 * otherwise an admin (``@taches.admin_loader`` or ``TACHES_IS_ADMIN``) may do
   anything, a task with an owner belongs to that owner only, and a task without
-  one is shared by whoever can reach the blueprint.
+  one (added by cron, the CLI, a script) may be seen by whoever can reach the
+  blueprint but only an admin may act on it: restarted, it would run again with
+  its creator's hidden parameters. ``TACHES_SHARED_ACTIONS=True`` lets everyone
+  act on it (0.1.0's rule).
+
+Lists filter in SQL with :func:`visible_condition`, whose owner comparison is
+exact on every database (the store's ``same_text``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app, has_request_context, request
+from sqlalchemy import ColumnElement, or_
 
 from .exceptions import ConfigurationError, TacheError
 from .methods import locate
+from .models import Tache
 from .state import Hooks, app_state
-
-if TYPE_CHECKING:
-    from .models import Tache
 
 #: Actions the authorization hook is asked about.
 ACTIONS = ("view", "cancel", "restart", "delete", "fichier")
+#: What anyone may do on a task without an owner, unless ``TACHES_SHARED_ACTIONS``.
+SHARED_BY_DEFAULT = frozenset({"view", "fichier"})
+
+
+class NotAllowed(TacheError):
+    """The current user may not do this on this task."""
+
 
 # Identity and admin are asked once per request (pages check every row they
 # show); the answer is kept in the WSGI environ, which lives exactly as long as
@@ -111,8 +123,14 @@ def can(tache: Tache, action: str = "view") -> bool:
     if is_admin():
         return True
     if tache.owner is None:
-        return True
+        return action in SHARED_BY_DEFAULT or bool(current_app.config["TACHES_SHARED_ACTIONS"])
     return tache.owner == current_owner()
+
+
+def check(tache: Tache, action: str) -> None:
+    """Refuse in one line what :func:`can` refuses (:class:`NotAllowed`)."""
+    if not can(tache, action):
+        raise NotAllowed(f"you may not {action} task {tache.id}")
 
 
 def visible_owners() -> list[str | None] | None:
@@ -126,3 +144,18 @@ def visible_owners() -> list[str | None] | None:
         return None
     owner = current_owner()
     return [owner, None] if owner is not None else [None]
+
+
+def owner_is(owner: str | None) -> ColumnElement[bool]:
+    """SQL: the task's owner is exactly ``owner`` (None: a shared task), on every database."""
+    if owner is None:
+        return Tache.owner.is_(None)
+    return app_state().store.same_text(Tache.owner, owner)
+
+
+def visible_condition() -> ColumnElement[bool] | None:
+    """SQL: the tasks :func:`visible_owners` allows; None when SQL cannot limit them."""
+    owners = visible_owners()
+    if owners is None:
+        return None
+    return or_(*(owner_is(o) for o in owners))

@@ -20,6 +20,11 @@ from flask_taches import TachesExtension
 from .services import Catalogue
 
 #: The two demo users; alice is an admin (she sees and manages every task).
+#: What a user adds from the demo's pages is theirs (``add()`` takes the request's
+#: identity as owner), so each acts on what they add; a task added without a
+#: user (logged out, or from the CLI) is shared: anyone sees it, only alice may
+#: cancel, restart or delete it. The demo keeps that safe default
+#: (``TACHES_SHARED_ACTIONS`` False) so that it shows it.
 USERS: dict[str, dict[str, Any]] = {
     "alice": {"admin": True},
     "bob": {"admin": False},

@@ -194,11 +194,33 @@ def test_default_rule(fresh: tuple[Flask, TachesExtension]) -> None:
     with app.test_request_context():
         for action in auth.ACTIONS:
             assert auth.can(owned("alice"), action)
-            assert auth.can(owned(None), action)  # shared
+            # shared: seen by all, acted on by admins only (TACHES_SHARED_ACTIONS)
+            assert auth.can(owned(None), action) == (action in ("view", "fichier"))
             assert not auth.can(owned("bob"), action)
     ext.admin_loader(lambda: True)
     with app.test_request_context():
         assert auth.can(owned("bob"), "delete")
+
+
+def test_only_admins_act_on_shared_tasks_unless_the_setting_opens_them(
+    fresh: tuple[Flask, TachesExtension],
+) -> None:
+    app, ext = fresh
+    ext.identity_loader(lambda: "alice")
+    with app.test_request_context():
+        assert auth.can(owned(None), "view") and auth.can(owned(None), "fichier")
+        for action in ("cancel", "restart", "delete"):
+            assert not auth.can(owned(None), action)
+            with pytest.raises(auth.NotAllowed, match=f"^you may not {action} task 1$"):
+                auth.check(owned(None), action)
+    ext.admin_loader(lambda: True)
+    with app.test_request_context():
+        assert all(auth.can(owned(None), a) for a in auth.ACTIONS)
+    ext.admin_loader(lambda: False)
+    app.config["TACHES_SHARED_ACTIONS"] = True
+    with app.test_request_context():
+        assert all(auth.can(owned(None), a) for a in auth.ACTIONS)
+        assert not auth.can(owned("bob"), "cancel")
 
 
 def test_anonymous_sees_shared_tasks_only(fresh: tuple[Flask, TachesExtension]) -> None:

@@ -11,7 +11,10 @@ from flask_taches import Status
 from flask_taches.clock import utcnow
 from tests.web import JSON, USERS, as_user, csrf_token, make, read, running
 
-pytestmark = pytest.mark.taches_config(**USERS)
+# These tests are about the actions themselves, on shared tasks (no owner), by
+# anonymous users: they open actions on shared tasks to everyone, as 0.1.0 did.
+# The default (only an admin acts on a shared task) is tested at the end.
+pytestmark = pytest.mark.taches_config(TACHES_SHARED_ACTIONS=True, **USERS)
 
 
 # -- actions ------------------------------------------------------------------------------
@@ -292,3 +295,69 @@ def test_flask_wtf_set_up_after_taches_still_lets_the_batch_through(tmp_path: Pa
     assert response.get_json()["missing"]["ids"] == [1]
     with app.app_context():
         own_db.engine.dispose()
+
+
+# -- shared tasks: seen by all, acted on by admins only unless TACHES_SHARED_ACTIONS ---------
+
+
+@pytest.mark.taches_config(**USERS)
+@pytest.mark.parametrize("action", ["cancel", "restart", "delete"])
+def test_by_default_only_an_admin_acts_on_a_shared_task(app: Flask, action: str) -> None:
+    tache_id = make(app, status="TO_RUN" if action == "cancel" else "FAILED")
+    client = app.test_client()
+    for user in (as_user(None), as_user("bob")):
+        token = csrf_token(client, **user)
+        response = client.post(
+            f"/taches/{tache_id}/{action}", headers={**user, "X-CSRFToken": token, **JSON}
+        )
+        assert response.status_code == 403
+        assert response.get_json() == {"error": f"you may not {action} task {tache_id}"}
+        assert client.get(f"/taches/{tache_id}", headers=user).status_code == 200  # still seen
+    before = read(app, tache_id)
+    assert before is not None and before.status in ("TO_RUN", "FAILED")
+    admin = as_user("root", admin=True)
+    token = csrf_token(client, **admin)
+    response = client.post(
+        f"/taches/{tache_id}/{action}", headers={**admin, "X-CSRFToken": token, **JSON}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.taches_config(**USERS)
+def test_no_button_is_shown_that_the_viewer_may_not_use(app: Flask) -> None:
+    shared = make(app, status="FAILED")
+    own = make(app, status="FAILED", owner="bob")
+    client = app.test_client()
+    for tache_id, user, forms in (
+        (shared, as_user("bob"), 0),
+        (shared, as_user(None), 0),
+        (shared, as_user("root", admin=True), 2),
+        (own, as_user("bob"), 2),
+    ):
+        fragment = client.get(f"/taches/{tache_id}/status", headers=user).get_data(as_text=True)
+        assert fragment.count("<form") == forms, (tache_id, user)
+        page = client.get(f"/taches/{tache_id}", headers=user).get_data(as_text=True)
+        assert page.count('class="tache-action"') == forms, (tache_id, user)
+
+
+@pytest.mark.taches_config(**USERS)
+def test_cancel_all_leaves_shared_tasks_to_admins(app: Flask) -> None:
+    shared = make(app)
+    own = make(app, owner="bob")
+    client = app.test_client()
+    bob = as_user("bob")
+    token = csrf_token(client, **bob)
+    response = client.post("/taches/cancel-all", headers={**bob, "X-CSRFToken": token, **JSON})
+    assert response.get_json() == {"cancelled": [own]}
+    tache = read(app, shared)
+    assert tache is not None and tache.status == Status.TO_RUN
+
+
+@pytest.mark.taches_config(TACHES_SHARED_ACTIONS=True, **USERS)
+def test_the_setting_lets_everyone_act_on_shared_tasks(app: Flask) -> None:
+    tache_id = make(app, status="FAILED")
+    client = app.test_client()
+    token = csrf_token(client)
+    response = client.post(f"/taches/{tache_id}/restart", headers={"X-CSRFToken": token, **JSON})
+    assert response.status_code == 200
+    assert response.get_json()["tache"]["status"] == "TO_RUN"

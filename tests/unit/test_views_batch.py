@@ -62,6 +62,7 @@ def test_ids_and_signatures_in_one_answer(app: Flask) -> None:
     assert "parametres_caches" not in first
 
 
+@pytest.mark.taches_config(TACHES_SHARED_ACTIONS=True, **USERS)  # its two buttons are offered
 def test_status_html_is_exactly_the_fragment(app: Flask) -> None:
     tache_id = make(app, status="FAILED", progress={"step": 1, "max": 3})
     client = app.test_client()

@@ -228,6 +228,7 @@ def test_dashboard_queries_walk_an_index_in_order(app: Flask, query: str, user: 
 # -- cancel all ----------------------------------------------------------------------------
 
 
+@pytest.mark.taches_config(TACHES_SHARED_ACTIONS=True, **USERS)  # bob may act on shared tasks
 def test_cancel_all_cancels_what_waits_and_stops_what_runs(app: Flask) -> None:
     now = utcnow()
     waiting = make(app, status="WAITING")
@@ -257,6 +258,7 @@ def test_cancel_all_cancels_what_waits_and_stops_what_runs(app: Flask) -> None:
     assert stopping is not None and stopping.cancel_requested_by == "bob"
 
 
+@pytest.mark.taches_config(TACHES_SHARED_ACTIONS=True, **USERS)  # anonymous acts on shared tasks
 def test_cancel_all_by_fetch_lists_what_it_did(app: Flask) -> None:
     first = make(app)
     second = make(app)
