@@ -18,6 +18,8 @@ from .inputs import split_commas
 from .rows import summary_only
 
 PAGE_SIZE = 50  # tasks per dashboard page
+#: Reads of each range, at most, while looking for a page of rows an ``authorize`` hook shows.
+MAX_READS = 20
 TEXT_FILTERS = ("method", "signature", "owner", "queue")
 
 
@@ -68,6 +70,16 @@ class Page:
     older_url: str | None
 
 
+@dataclass
+class _Range:
+    """One index range of the page, read ``PAGE_SIZE + 1`` rows at a time."""
+
+    conditions: list[Any]
+    #: The last id read (the next read starts past it); None before the first.
+    cursor: int | None = None
+    exhausted: bool = False
+
+
 def dashboard_page(filters: Filters, *, before: int | None, after: int | None) -> Page:
     """One page by keyset (``id`` below ``before`` or above ``after``): no OFFSET, no COUNT.
 
@@ -75,69 +87,131 @@ def dashboard_page(filters: Filters, *, before: int | None, after: int | None) -
     of at most ``PAGE_SIZE + 1`` rows on an index ending in ``id`` (``status,
     id`` or ``owner, id``), and the ranges are merged here: an ``IN`` or an
     ``OR`` would make the databases sort every matching row instead.
+
+    The page, its "more" and its links come from the rows the user may see
+    (:func:`_visible_walk`): a hidden id is never in a link.
     """
     ascending = after is not None
-    rows = _read_ranges(filters, before=before, after=after)
-    ordered = sorted(rows, reverse=not ascending)[: PAGE_SIZE + 1]
-    more = len(ordered) > PAGE_SIZE
-    ordered = ordered[:PAGE_SIZE]
+    visible, reached_end = _visible_walk(filters, before=before, after=after)
+    more = len(visible) > PAGE_SIZE or (not reached_end and bool(visible))
+    shown = visible[:PAGE_SIZE]
     if ascending:
-        ordered.reverse()
-    taches = [rows[i] for i in ordered if auth.can(rows[i], "view")]
-    return _with_links(taches, ordered, filters, before=before, after=after, more=more)
+        shown.reverse()
+    return _with_links(shown, filters, before=before, after=after, more=more)
 
 
-def _read_ranges(filters: Filters, *, before: int | None, after: int | None) -> dict[int, Tache]:
-    """Every range of the page, by id (each at most ``PAGE_SIZE + 1`` rows)."""
-    conditions = filters.conditions()
+def _visible_walk(
+    filters: Filters, *, before: int | None, after: int | None
+) -> tuple[list[Tache], bool]:
+    """Up to ``PAGE_SIZE + 1`` visible rows in walking order; and whether the walk ended.
+
+    Under the default rule the SQL already keeps only visible rows, so one read
+    of each range is enough. Under an ``authorize`` hook, which decides row by
+    row, the ranges are read on (each from its own last id) until ``PAGE_SIZE +
+    1`` visible rows are known in order, every range is exhausted, or each was
+    read ``MAX_READS`` times: then the walk did not end, and the pager goes on
+    from the last visible row.
+    """
+    ascending = after is not None
+    shared = filters.conditions()
     if before is not None:
-        conditions.append(Tache.id < before)
+        shared.append(Tache.id < before)
     if after is not None:
-        conditions.append(Tache.id > after)
+        shared.append(Tache.id > after)
+    ranges = [
+        _Range([*shared, *owner, *status])
+        for owner in _owner_conditions(filters.text.get("owner"))
+        for status in filters.status_conditions()
+    ]
     rows: dict[int, Tache] = {}
-    session = app_state().db.session
-    for owner_condition in _owner_conditions(filters.text.get("owner")):
-        for status_condition in filters.status_conditions():
-            query = _page_query(
-                [*conditions, *owner_condition, *status_condition], after is not None
-            )
-            rows.update((t.id, t) for t in session.scalars(query))
-    return rows
+    allowed: dict[int, bool] = {}
+    visible: list[int] = []
+    for _ in range(MAX_READS):
+        for open_range in (r for r in ranges if not r.exhausted):
+            rows.update(_read_range(open_range, ascending))
+        frontier = _frontier(ranges, ascending)
+        known = sorted(
+            (
+                i
+                for i in rows
+                if frontier is None or (i <= frontier if ascending else i >= frontier)
+            ),
+            reverse=not ascending,
+        )
+        for i in known:
+            if i not in allowed:
+                allowed[i] = auth.can(rows[i], "view")
+        visible = [i for i in known if allowed[i]]
+        if len(visible) > PAGE_SIZE or frontier is None:
+            return [rows[i] for i in visible[: PAGE_SIZE + 1]], frontier is None
+    return [rows[i] for i in visible], False
+
+
+def _read_range(open_range: _Range, ascending: bool) -> dict[int, Tache]:
+    """The next ``PAGE_SIZE + 1`` rows of one range, past its cursor."""
+    conditions = list(open_range.conditions)
+    if open_range.cursor is not None:
+        past = Tache.id > open_range.cursor if ascending else Tache.id < open_range.cursor
+        conditions.append(past)
+    read = list(app_state().db.session.scalars(_page_query(conditions, ascending)))
+    if len(read) <= PAGE_SIZE:
+        open_range.exhausted = True
+    if read:
+        open_range.cursor = read[-1].id
+    return {t.id: t for t in read}
+
+
+def _frontier(ranges: list[_Range], ascending: bool) -> int | None:
+    """The id up to which every range has been read (None: all of them to their end).
+
+    A range not exhausted may still hold rows past its cursor, never before it:
+    the rows read are complete, in order, up to the nearest such cursor.
+    """
+    cursors = [r.cursor for r in ranges if not r.exhausted and r.cursor is not None]
+    if not cursors:
+        return None
+    return min(cursors) if ascending else max(cursors)
 
 
 def _with_links(
     taches: list[Tache],
-    ordered: list[int],
     filters: Filters,
     *,
     before: int | None,
     after: int | None,
     more: bool,
 ) -> Page:
-    """The page and its pager: newest, newer (``after=``) and older (``before=``)."""
+    """The page and its pager: newest, newer (``after=``) and older (``before=``).
+
+    The links' ids are the page's own first and last rows: visible ones.
+    """
     ascending = after is not None
     args = filters.query_args()
     newest = url_for("taches.index", **args)
     newer = older = None
-    if ordered:
+    if taches:
         has_newer = more if ascending else before is not None
         has_older = True if ascending else more
         if has_newer:
-            newer = url_for("taches.index", after=ordered[0], **args)
+            newer = url_for("taches.index", after=taches[0].id, **args)
         if has_older:
-            older = url_for("taches.index", before=ordered[-1], **args)
+            older = url_for("taches.index", before=taches[-1].id, **args)
     elif before is not None or after is not None:
         newer = newest  # an empty page past either end: offer the way back
     return Page(taches=taches, newest_url=newest, newer_url=newer, older_url=older)
 
 
 def _owner_conditions(wanted: str | None) -> list[list[Any]]:
-    """One list of conditions per index range to read (none: the user sees nothing)."""
+    """One list of conditions per index range to read (none: the user sees nothing).
+
+    Owners compare exactly on every database (MariaDB's collation would match
+    ``'BOB'`` for ``'bob'``).
+    """
     visible = auth.visible_owners()
     if visible is None:  # admin, or a custom rule that can() applies row by row
-        return [[Tache.owner == wanted]] if wanted else [[]]
+        return [[auth.owner_is(wanted)]] if wanted else [[]]
     owners = [o for o in visible if wanted is None or o == wanted]
-    return [[Tache.owner.is_(None)] if o is None else [Tache.owner == o] for o in owners]
+    return [[auth.owner_is(o)] for o in owners]
 
 
 def _page_query(conditions: Sequence[Any], ascending: bool) -> Select[Tache]:
