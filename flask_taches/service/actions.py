@@ -4,20 +4,29 @@ The store applies each action in its own transaction, under the row lock;
 the caller's ``db.session`` is first released (it must hold no uncommitted
 work: :class:`UncommittedSession` says so), and a :class:`Tache` object the
 caller holds is refreshed afterwards, or forgotten once its row is gone.
+
+``check=True`` acts as the current request's user: a task they may not see is
+:class:`TacheNotFound` (as a missing one), one they may see but not act on is
+:class:`~flask_taches.auth.NotAllowed`; without it the action is the trusted
+server code's (the CLI, a script, a task).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import scoped_session
 
 from .. import auth
 from ..clock import utcnow
-from ..exceptions import InvalidTache, TacheNotFound
+from ..exceptions import InvalidTache, TacheNotFound, no_such_task
 from ..models import Tache
 from ..state import app_state
 from ..status import FINISHED, Status
 from .files import remove_folder
+from .reading import get_visible
 from .sessions import release_for_store
 
 PURGE_BATCH = 500  # tasks deleted per transaction by purge()
@@ -25,30 +34,30 @@ PURGE_BATCH = 500  # tasks deleted per transaction by purge()
 DEFAULT_CANCELLER = "cli"
 
 
-def cancel(tache: Tache | int, *, who: str | None = None) -> Status | None:
+def cancel(tache: Tache | int, *, who: str | None = None, check: bool = False) -> Status | None:
     """Cancel a task; the status now stored (RUNNING while its stop is under way) or None."""
     tache_id = task_id(tache)
     state = app_state()
-    release_for_store(state.db.session, "cancel")
+    _release(state.db.session, tache_id, "cancel", check)
     status = state.store.request_cancel(tache_id, who or auth.current_owner() or DEFAULT_CANCELLER)
     _refresh(tache)
     return status
 
 
-def restart(tache: Tache | int) -> None:
+def restart(tache: Tache | int, *, check: bool = False) -> None:
     """Put a finished task back to TO_RUN."""
     tache_id = task_id(tache)
     state = app_state()
-    release_for_store(state.db.session, "restart")
+    _release(state.db.session, tache_id, "restart", check)
     state.store.restart(tache_id)
     _refresh(tache)
 
 
-def delete(tache: Tache | int) -> None:
+def delete(tache: Tache | int, *, check: bool = False) -> None:
     """Delete a task that is not RUNNING, with its attached file."""
     tache_id = task_id(tache)
     state = app_state()
-    release_for_store(state.db.session, "delete")
+    _release(state.db.session, tache_id, "delete", check)
     state.store.delete(tache_id)
     remove_folder(state.fichier_folder(tache_id))
     if isinstance(tache, Tache) and tache in state.db.session:
@@ -67,6 +76,25 @@ def purge(older_than: timedelta, statuses: Iterable[str] | None = None) -> int:
             remove_folder(state.fichier_folder(tache_id))
         deleted += len(ids)
     return deleted
+
+
+def _release(session: scoped_session[Any], tache_id: int, action: str, check: bool) -> None:
+    """Free the caller's session for the store, after checking the right when asked."""
+    release_for_store(session, action)
+    if check:
+        allowed_or_raise(tache_id, action)
+        session.rollback()  # the check's read must not hold SQLite's lock
+
+
+def allowed_or_raise(tache_id: int, action: str) -> None:
+    """Refuse, in one line, an action the current user may not do on this task.
+
+    Decided on the row as it is now, not on an object the caller may have changed.
+    """
+    row = get_visible(tache_id)
+    if row is None:
+        raise no_such_task(tache_id)
+    auth.check(row, action)
 
 
 def _finished_statuses(statuses: Iterable[str] | None) -> list[str]:

@@ -5,6 +5,13 @@ so one object serves every app it was initialised on. The verbs only check
 the caller's input and ask the store (:mod:`flask_taches.store`), which holds
 every statement; what each verb does lives in the module named for it
 (:mod:`.adding`, :mod:`.reading`, :mod:`.actions`, :mod:`.rescue`).
+
+Two kinds of verbs. For an application's views, the ones that see as the
+current user (:func:`flask_taches.auth.can`): ``get_or_404``, ``get_visible``,
+``visible_latest``, ``can``, and ``cancel``/``restart``/``delete`` with
+``check=True``. For trusted server code (the CLI, scripts, tasks, the
+manager): ``get``, ``get_or_raise``, ``latest``, ``latest_ids`` and the actions
+without ``check``, which see and change every task whoever asks.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
+from .. import auth
 from ..models import Tache
 from ..state import AppState, app_state
 from ..status import Status
@@ -103,12 +111,44 @@ class TaskService:
         return reading.get_or_raise(tache_id)
 
     def latest(self, signature: str) -> Tache | None:
-        """The newest task with this signature (the bundle's "latest task" view)."""
+        """The newest task with this signature, whoever it belongs to (trusted code)."""
         return reading.latest(signature)
 
     def latest_ids(self, signatures: Sequence[str]) -> dict[str, int]:
-        """The newest task id of each signature (ids only: the caller filters what it shows)."""
+        """The newest task id of each signature, whoever it belongs to (trusted code)."""
         return reading.latest_ids(signatures)
+
+    # -- reading as the current user ------------------------------------------------------
+
+    def get_visible(self, tache_id: int) -> Tache | None:
+        """The task if the current user may see it, else None (missing or not theirs alike).
+
+        Its ``parametres_caches`` is not loaded (touching it raises): safe for a template.
+        """
+        return reading.get_visible(tache_id)
+
+    def get_or_404(self, tache_id: int) -> Tache:
+        """:meth:`get_visible`, or ``abort(404)``: the same answer for missing and not yours."""
+        return reading.get_or_404(tache_id)
+
+    def visible_latest(self, signature: str) -> Tache | None:
+        """The newest task of this signature that the current user may see, or None.
+
+        Another user's newer task of the same signature neither hides theirs
+        nor shows that it exists.
+        """
+        return reading.visible_latest(signature)
+
+    def visible_batch(
+        self, ids: Sequence[int], signatures: Sequence[str]
+    ) -> tuple[dict[int, Tache], dict[str, Tache]]:
+        """The tasks of ``ids`` and the newest of each signature that the current user may see."""
+        return reading.visible_batch(ids, signatures)
+
+    @staticmethod
+    def can(tache: Tache, action: str = "view") -> bool:
+        """May the current user do ``action`` (view, cancel, restart, delete, fichier)?"""
+        return auth.can(tache, action)
 
     def fichier_path(self, tache: Tache) -> Path | None:
         """Absolute path of a task's attached file, or None."""
@@ -123,21 +163,31 @@ class TaskService:
 
     # -- acting -----------------------------------------------------------------------------
 
-    def cancel(self, tache: Tache | int, *, who: str | None = None) -> Status | None:
+    def cancel(
+        self, tache: Tache | int, *, who: str | None = None, check: bool = False
+    ) -> Status | None:
         """Cancel a task; a RUNNING one is stopped by its own process, on any host.
 
         Returns the status now stored (RUNNING while the stop is under way), or
-        None when the task had already finished.
+        None when the task had already finished. ``check=True``: only if the
+        current user may (else :class:`TacheNotFound` for a task they may not
+        see, :class:`~flask_taches.auth.NotAllowed` for one they may not cancel).
         """
-        return actions.cancel(tache, who=who)
+        return actions.cancel(tache, who=who, check=check)
 
-    def restart(self, tache: Tache | int) -> None:
-        """Put a FAILED, INTERRUPTED, CANCELLED or COMPLETED task back to TO_RUN."""
-        actions.restart(tache)
+    def restart(self, tache: Tache | int, *, check: bool = False) -> None:
+        """Put a FAILED, INTERRUPTED, CANCELLED or COMPLETED task back to TO_RUN.
 
-    def delete(self, tache: Tache | int) -> None:
-        """Delete a task that is not RUNNING, with its attached file."""
-        actions.delete(tache)
+        ``check=True``: only if the current user may (as :meth:`cancel`).
+        """
+        actions.restart(tache, check=check)
+
+    def delete(self, tache: Tache | int, *, check: bool = False) -> None:
+        """Delete a task that is not RUNNING, with its attached file.
+
+        ``check=True``: only if the current user may (as :meth:`cancel`).
+        """
+        actions.delete(tache, check=check)
 
     def purge(self, older_than: timedelta, statuses: Iterable[str] | None = None) -> int:
         """Delete finished tasks that ended more than ``older_than`` ago; how many.

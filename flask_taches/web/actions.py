@@ -19,10 +19,10 @@ from ..models import Tache
 from ..state import app_state
 from ..status import UNFINISHED
 from . import csrf
-from .answers import fail, http_errors, live_data, no_store, visible_or_404, wants_json
+from .answers import fail, http_errors, live_data, no_store, wants_json
 from .blueprint import blueprint
 from .redirects import back_from_action, back_to_dashboard
-from .rows import summary_only, visible_rows
+from .rows import shown_or_404, summary_only, visible_rows
 
 if TYPE_CHECKING:
     from ..service import TaskService
@@ -34,7 +34,7 @@ ONE_TASK_ACTIONS = ("cancel", "restart", "delete")
 def act_on(tache_id: int, action: str) -> Any:
     """Check the token and the right, ask the service, answer JSON or a redirect."""
     csrf.check()
-    tache = visible_or_404(tache_id)
+    tache = shown_or_404(tache_id)
     if not auth.can(tache, action):
         fail(403, f"you may not {action} task {tache_id}")
     before = live_data(tache) if action == "delete" else None
@@ -43,7 +43,7 @@ def act_on(tache_id: int, action: str) -> Any:
         if before is not None:
             data = {**before, "deleted": True, "status_html": "", "result_html": ""}
         else:
-            data = live_data(visible_or_404(tache_id))
+            data = live_data(shown_or_404(tache_id))
         return no_store(jsonify(tache=data))
     return redirect(back_from_action(tache_id, deleted=action == "delete"), code=303)
 

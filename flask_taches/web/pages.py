@@ -15,10 +15,11 @@ from sqlalchemy import select
 from ..models import MAX_ID, Tache
 from ..state import app_state
 from ..status import Status
-from .answers import BadInput, html, http_errors, no_store, task_answer, visible_or_404
+from .answers import BadInput, html, http_errors, no_store, task_answer
 from .blueprint import blueprint
 from .dashboard import Filters, dashboard_page
 from .inputs import INTEGER
+from .rows import shown_or_404
 
 
 @blueprint.get("/<int:tache_id>")
@@ -26,7 +27,7 @@ from .inputs import INTEGER
 def tache(tache_id: int) -> Any:
     """One task's page (or its JSON, for a client that asks for JSON)."""
     app_state().service.rescue_stale()
-    return task_answer(visible_or_404(tache_id), _task_page)
+    return task_answer(shown_or_404(tache_id), _task_page)
 
 
 def _task_page(item: Tache) -> str:

@@ -1,7 +1,9 @@
 """Reading rows for a page: never the secrets, only what the user may see.
 
 Pages read rows through ``db.session`` (their own filters and keysets); what a
-row's status may become is the service's business.
+row's status may become is the service's business. No row a page reads holds
+``parametres_caches``: an overriding template that prints it gets an error,
+never the value.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from sqlalchemy import Select
 from sqlalchemy.orm import defer
 
 from .. import auth
+from ..exceptions import TacheNotFound
 from ..models import Tache
+from ..service.reading import no_secrets
 from ..state import app_state
 
-
-def no_secrets() -> Any:
-    """Never even load ``parametres_caches`` for a page; touching it raises."""
-    return defer(Tache.parametres_caches, raiseload=True)
+__all__ = ["no_secrets", "shown_or_404", "summary_only", "visible_rows"]
 
 
 def summary_only() -> tuple[Any, ...]:
@@ -26,12 +27,20 @@ def summary_only() -> tuple[Any, ...]:
     return no_secrets(), defer(Tache.logs), defer(Tache.result)
 
 
+def shown_or_404(tache_id: int) -> Tache:
+    """The task for a page (secrets not loaded) if the user may see it; else a 404.
+
+    The same answer for "no such task" and "not yours": ids cannot be probed.
+    """
+    tache = app_state().service.get_visible(tache_id)
+    if tache is None:
+        raise TacheNotFound(f"no task {tache_id} here")
+    return tache
+
+
 def visible_rows(query: Select[Tache]) -> list[Tache]:
     """Rows of ``query`` the default rule lets the user see (``can`` still decides)."""
-    visible = auth.visible_owners()
-    if visible is not None:
-        named = [o for o in visible if o is not None]
-        condition = Tache.owner.in_(named) if named else None
-        shared = Tache.owner.is_(None)
-        query = query.where(shared if condition is None else (condition | shared))
+    condition = auth.visible_condition()
+    if condition is not None:
+        query = query.where(condition)
     return [t for t in app_state().db.session.scalars(query) if auth.can(t, "view")]

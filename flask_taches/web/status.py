@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
-from sqlalchemy import select
 
-from .. import auth
-from ..models import MAX_ID, Tache
+from ..models import Tache
 from ..state import app_state
 from . import csrf
 from .answers import (
@@ -19,11 +17,10 @@ from .answers import (
     no_store,
     status_data,
     task_answer,
-    visible_or_404,
 )
 from .blueprint import blueprint
 from .inputs import as_list, parse_id, parse_signature, split_commas
-from .rows import no_secrets
+from .rows import shown_or_404
 from .templating import render_status
 
 
@@ -31,13 +28,13 @@ from .templating import render_status
 @http_errors
 def status(tache_id: int) -> Response:
     """The status fragment, or the task as JSON when the client asks for JSON."""
-    return task_answer(visible_or_404(tache_id), render_status)
+    return task_answer(shown_or_404(tache_id), render_status)
 
 
 @blueprint.get("/<int:tache_id>/status.json")
 @http_errors
 def status_json(tache_id: int) -> Response:
-    return no_store(jsonify(status_data(visible_or_404(tache_id))))
+    return no_store(jsonify(status_data(shown_or_404(tache_id))))
 
 
 @blueprint.route("/status", methods=["GET", "POST"])
@@ -80,25 +77,22 @@ def batch_input() -> tuple[list[int], list[str]]:
 def find_batch(
     ids: Sequence[int], signatures: Sequence[str]
 ) -> tuple[list[Tache], list[int], list[str]]:
-    """Tasks by id and latest task by signature, in two queries whatever the count.
+    """Tasks by id and latest visible task by signature, in two queries whatever the count.
 
     Returns the visible tasks (ids first, in the order asked, each once), and
     the ids and signatures that found nothing the user may see.
     """
     ids = list(dict.fromkeys(ids))
     signatures = list(dict.fromkeys(signatures))
-    state = app_state()
-    session = state.db.session
-    latest = state.service.latest_ids(signatures)
-    wanted = {i for i in ids if 0 < i <= MAX_ID} | set(latest.values())
-    rows: dict[int, Tache] = {}
-    if wanted:
-        query = select(Tache).where(Tache.id.in_(sorted(wanted))).options(no_secrets())
-        rows = {t.id: t for t in session.scalars(query) if auth.can(t, "view")}
-    order = [*ids, *(latest[s] for s in signatures if s in latest)]
-    found = [rows[i] for i in dict.fromkeys(order) if i in rows]
-    missing_ids = [i for i in ids if i not in rows]
-    missing_signatures = [s for s in signatures if latest.get(s) not in rows]
+    by_id, by_signature = app_state().service.visible_batch(ids, signatures)
+    rows = {**{t.id: t for t in by_signature.values()}, **by_id}
+    order = [
+        *(i for i in ids if i in by_id),
+        *(by_signature[s].id for s in signatures if s in by_signature),
+    ]
+    found = [rows[i] for i in dict.fromkeys(order)]
+    missing_ids = [i for i in ids if i not in by_id]
+    missing_signatures = [s for s in signatures if s not in by_signature]
     return found, missing_ids, missing_signatures
 
 

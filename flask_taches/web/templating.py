@@ -257,7 +257,8 @@ def _resolve(tache_or_id: Tache | int | str | None) -> Tache | None:
         return None
     if not 0 < tache_id <= MAX_ID:
         return None
-    tache: Tache | None = app_state().service.get(tache_id)
+    # As the viewer, secrets not loaded: an overriding template cannot print them.
+    tache: Tache | None = app_state().service.get_visible(tache_id)
     return tache
 
 
