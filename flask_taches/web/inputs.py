@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app, request
 
 from ..models import taches_table
+from ..service.validation import unstorable
 from .answers import BadInput
 
 #: The most digits an id may have: far beyond any id (``MAX_ID`` has 10), far below the
@@ -21,9 +22,6 @@ from .answers import BadInput
 ID_DIGITS = 40
 #: ASCII digits only (``int()`` would take "²" too, and fail), and not thousands of them.
 INTEGER = re.compile(rf"-?[0-9]{{1,{ID_DIGITS}}}")
-#: What no database stores in a text column: NUL (PostgreSQL refuses it) and lone
-#: surrogates (not UTF-8: every driver refuses to encode them).
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: A part of a comma list that :func:`split_commas` drops: blank between two commas.
 _BLANK_PART = re.compile(r"(?<![^,])\s*(?![^,])")
 #: The endpoint whose input :func:`check_batch_size` counts before the view reads it.
@@ -139,9 +137,9 @@ def parse_signature(value: Any) -> str:
 
 def refuse_unstorable(name: str, value: str) -> None:
     """:class:`BadInput` for a NUL or a lone surrogate, which no database column stores."""
-    found = UNSTORABLE.search(value)
-    if found is not None:
-        raise BadInput(f"{name} holds the character {found.group()!r}, which cannot be stored")
+    problem = unstorable(value)
+    if problem:
+        raise BadInput(f"{name} {problem}")
 
 
 def shown(value: Any) -> str:
