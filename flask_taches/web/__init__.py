@@ -1,6 +1,8 @@
 """The web layer: the ``taches`` blueprint, its routes, and the Jinja helpers.
 
-One module per concept: :mod:`.blueprint` (the object), :mod:`.pages` (the
+One module per concept: :mod:`.blueprint` (the object, and what it does to
+every request: refuse the input no view may see, add the headers of every
+answer), :mod:`.pages` (the
 dashboard and a task's page, read by :mod:`.dashboard`), :mod:`.status` (one
 task's fragment and JSON, and the batch ``status.js`` polls), :mod:`.actions`
 (cancel, restart, delete, cancel-all), :mod:`.files` (the download),
