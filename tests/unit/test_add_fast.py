@@ -205,11 +205,19 @@ def test_json_values_that_survive_are_accepted(value: dict[str, Any]) -> None:
     assert json_values.json_object("parametres", value) is value
 
 
-def test_deep_json_takes_the_full_check() -> None:
+def nested(levels: int) -> dict[str, Any]:
+    """A JSON object ``levels`` deep (the object itself is level 1)."""
     value: dict[str, Any] = {"v": 1}
-    for _ in range(json_values.JSON_QUICK_DEPTH + 10):
+    for _ in range(levels - 1):
         value = {"v": value}
-    assert json_values.json_object("parametres", value) is value
+    return value
+
+
+def test_json_as_deep_as_every_database_stores_is_accepted_and_no_deeper() -> None:
+    deepest = nested(json_values.JSON_MAX_DEPTH)
+    assert json_values.json_object("parametres", deepest) is deepest
+    with pytest.raises(ParametresNotJSON, match="nested deeper than"):
+        json_values.json_object("parametres", nested(json_values.JSON_MAX_DEPTH + 10))
 
 
 @pytest.mark.parametrize(
