@@ -127,6 +127,17 @@ def can(tache: Tache, action: str = "view") -> bool:
     return tache.owner == current_owner()
 
 
+def may_act_on_some() -> bool:
+    """Could the current user act on any task at all (the dashboard's "cancel all")?
+
+    False for an anonymous user under the default rule while actions on shared
+    tasks are closed: every task they may see is shared.
+    """
+    if _custom_rule() is not None or is_admin() or current_owner() is not None:
+        return True
+    return bool(current_app.config["TACHES_SHARED_ACTIONS"])
+
+
 def check(tache: Tache, action: str) -> None:
     """Refuse in one line what :func:`can` refuses (:class:`NotAllowed`)."""
     if not can(tache, action):

@@ -48,6 +48,7 @@ def init_app(app: Flask) -> None:
         taches_level=level_label,
         taches_text=i18n.text,
         taches_can=auth.can,
+        taches_may_act=auth.may_act_on_some,
         taches_actions=allowed_actions,
         taches_progress=progress_view,
         taches_logs_count=logs_count,

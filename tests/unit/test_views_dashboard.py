@@ -271,6 +271,17 @@ def test_cancel_all_by_fetch_lists_what_it_did(app: Flask) -> None:
     assert again.get_json() == {"cancelled": []}
 
 
+def test_cancel_all_is_offered_only_to_who_may_cancel_something(app: Flask) -> None:
+    make(app)
+    client = app.test_client()
+    offered = 'class="taches-cancel-all"'
+    assert offered not in client.get("/taches/").get_data(as_text=True)  # anonymous
+    for user in (as_user("bob"), as_user("root", admin=True)):
+        assert offered in client.get("/taches/", headers=user).get_data(as_text=True)
+    app.config["TACHES_SHARED_ACTIONS"] = True
+    assert offered in client.get("/taches/").get_data(as_text=True)
+
+
 def test_cancel_all_needs_the_csrf_token(app: Flask) -> None:
     tache_id = make(app)
     client = app.test_client()
@@ -284,7 +295,8 @@ def test_cancel_all_needs_the_csrf_token(app: Flask) -> None:
 @pytest.mark.taches_config(TACHES_LOCALE="fr", **USERS)
 def test_dashboard_in_french(app: Flask) -> None:
     make(app, status="CANCELLED")
-    html = app.test_client().get("/taches/").get_data(as_text=True)
+    # as a user: an anonymous one is not offered "cancel all" (shared tasks are the admins')
+    html = app.test_client().get("/taches/", headers=as_user("bob")).get_data(as_text=True)
     assert '<span class="tache-badge tache-badge--cancelled">Annulé</span>' in html
     assert "Annuler tout ce qui attend ou tourne" in html
     assert '<option value="WAITING">En attente de la tâche précédente</option>' in html
