@@ -20,6 +20,7 @@ from sqlalchemy.exc import InvalidRequestError
 from werkzeug.exceptions import NotFound
 
 from flask_taches import InvalidTransition, Status, Tache, TacheNotFound, auth
+from flask_taches.web import dashboard
 from flask_taches.web.dashboard import PAGE_SIZE
 from tests.app import taches
 from tests.web import JSON, SECRET, USERS, as_user, make, read
@@ -110,6 +111,22 @@ def test_a_page_past_the_visible_rows_is_empty_with_the_way_back(app: Flask) -> 
     rows, links = page(app, f"/taches/?after={oldest}", **as_user("bob"))
     assert rows == []
     assert links == {"newest": "/taches/", "newer": "/taches/"}
+
+
+def test_past_its_bound_the_walk_links_on_from_the_last_visible_row(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "MAX_READS", 2)
+    app.config["TACHES_AUTHORIZE"] = public_only
+    many(app, 1, queue="public")  # beyond the bound: the pager does not reach it
+    hidden = many(app, 3 * (PAGE_SIZE + 1), queue="private")
+    (newest,) = many(app, 1, queue="public")
+    rows, links = page(app, **as_user("bob"))
+    assert (rows, links) == ([newest], {"older": f"/taches/?before={newest}"})
+    # 2 reads of 51 rows find nothing visible: an empty page, no hidden id to go on from
+    rows, links = page(app, links["older"], **as_user("bob"))
+    assert (rows, links) == ([], {"newest": "/taches/", "newer": "/taches/"})
+    assert not link_ids(links) & set(hidden)
 
 
 # -- owners compare exactly, on every database ----------------------------------------------
