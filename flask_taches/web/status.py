@@ -79,6 +79,8 @@ def find_batch(
 ) -> tuple[list[Tache], list[int], list[str]]:
     """Tasks by id and latest visible task by signature, in two queries whatever the count.
 
+    (A third only when the newest task of a signature is one the user may not see.)
+
     Returns the visible tasks (ids first, in the order asked, each once), and
     the ids and signatures that found nothing the user may see.
     """
