@@ -25,7 +25,7 @@ from typing import Any
 from flask import current_app, has_request_context, request
 from sqlalchemy import ColumnElement, or_
 
-from .exceptions import ConfigurationError, TacheError
+from .exceptions import ConfigurationError, NotAllowed, TacheError
 from .methods import locate
 from .models import Tache
 from .state import Hooks, app_state
@@ -34,10 +34,6 @@ from .state import Hooks, app_state
 ACTIONS = ("view", "cancel", "restart", "delete", "fichier")
 #: What anyone may do on a task without an owner, unless ``TACHES_SHARED_ACTIONS``.
 SHARED_BY_DEFAULT = frozenset({"view", "fichier"})
-
-
-class NotAllowed(TacheError):
-    """The current user may not do this on this task."""
 
 
 # Identity and admin are asked once per request (pages check every row they

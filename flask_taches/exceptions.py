@@ -46,6 +46,10 @@ class FichierRefused(InvalidTache):
     """The attached file is refused (name or extension)."""
 
 
+class NotAllowed(TacheError):
+    """The current user may not do this on this task."""
+
+
 class InvalidTransition(TacheError):
     """The task's status does not allow this action."""
 

@@ -25,6 +25,7 @@ from .. import auth
 from ..exceptions import no_such_task
 from ..models import MAX_ID, Tache
 from ..state import app_state
+from .files import contained_fichier
 from .sessions import end_idle_read
 
 #: Rows of one signature read per query while looking for the newest visible one
@@ -167,10 +168,12 @@ def _rows() -> Select[Tache]:
 
 
 def fichier_path(tache: Tache) -> Path | None:
-    """Absolute path of a task's attached file, or None."""
-    if not tache.fichier:
-        return None
-    return app_state().fichier_folder(tache.id) / tache.fichier
+    """Absolute path of a task's attached file, or None.
+
+    Only a file inside the task's own folder: a name edited behind ``add()``'s
+    back (``"../../etc/hostname"``) gives None, as on the download route.
+    """
+    return contained_fichier(app_state().fichier_folder(tache.id), tache.fichier)
 
 
 def stats(windows: Sequence[int] = (1, 5, 15)) -> dict[str, Any]:

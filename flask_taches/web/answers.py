@@ -2,7 +2,7 @@
 
 Every route asks :func:`auth.can` about the task it touches; a task the user
 may not see answers 404 exactly like one that does not exist
-(:func:`visible_or_404`), so ids cannot be probed. Every answer carries the
+(:func:`flask_taches.web.rows.shown_or_404`), so ids cannot be probed. Every answer carries the
 headers of :func:`protect`.
 """
 
@@ -14,10 +14,8 @@ from typing import Any, NoReturn, TypeVar
 
 from flask import Response, abort, current_app, jsonify, make_response, request
 
-from .. import auth
-from ..exceptions import InvalidTransition, TacheError, TacheNotFound
-from ..models import MAX_ID, Tache
-from ..state import app_state
+from ..exceptions import InvalidTransition, NotAllowed, TacheError, TacheNotFound
+from ..models import Tache
 from ..status import Status
 from . import csrf, i18n
 from .templating import render_result, render_status
@@ -75,21 +73,12 @@ def http_errors(view: F) -> F:
             fail(400, str(exc))
         except TacheNotFound as exc:
             fail(404, str(exc))
+        except NotAllowed as exc:
+            fail(403, str(exc))
         except InvalidTransition as exc:
             fail(409, str(exc))
 
     return wrapper  # type: ignore[return-value]
-
-
-def visible_or_404(tache_id: int) -> Tache:
-    """The task if it exists and the current user may see it; else a 404."""
-    tache: Tache | None = None
-    if 0 < tache_id <= MAX_ID:
-        tache = app_state().service.get(tache_id)
-    if tache is None or not auth.can(tache, "view"):
-        # The same answer for "no such task" and "not yours": ids cannot be probed.
-        raise TacheNotFound(f"no task {tache_id} here")
-    return tache
 
 
 def status_data(tache: Tache) -> dict[str, Any]:

@@ -8,15 +8,16 @@ from .. import auth
 from ..exceptions import TacheNotFound
 from ..service.files import contained_fichier
 from ..state import app_state
-from .answers import fail, http_errors, visible_or_404
+from .answers import fail, http_errors
 from .blueprint import blueprint
+from .rows import shown_or_404
 
 
 @blueprint.get("/<int:tache_id>/fichier")
 @http_errors
 def fichier(tache_id: int) -> Response:
     """The task's attached file, as a download: only a file inside the task's own folder."""
-    tache = visible_or_404(tache_id)
+    tache = shown_or_404(tache_id)
     if not auth.can(tache, "fichier"):
         fail(403, f"you may not download the file of task {tache_id}")
     # The row's name is checked again: one edited by SQL may say "../../etc/hostname".

@@ -159,6 +159,18 @@ def test_a_symlink_out_of_the_folder_is_not_served(app: Flask, report: Path) -> 
     assert download(app, tache_id)[0] == 404
 
 
+def test_fichier_path_names_only_a_file_inside_the_tasks_folder(
+    app_ctx: Flask, report: Path
+) -> None:
+    """The service's path agrees with the download route: a forged name gives None."""
+    tache_id = taches.add(METHOD, owner="alice", fichier=report)
+    own = taches.fichier_path(taches.get_or_raise(tache_id))
+    assert own is not None and own.read_bytes() == report.read_bytes()
+    folder = app_state().fichier_folder(tache_id)
+    forge(tache_id, fichier=os.path.relpath(report, folder))
+    assert taches.fichier_path(taches.get_or_raise(tache_id)) is None
+
+
 def test_the_tasks_own_file_is_still_served(app: Flask, report: Path) -> None:
     with app.app_context():
         tache_id = taches.add(METHOD, owner="alice", fichier=report)
