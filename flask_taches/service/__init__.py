@@ -6,11 +6,14 @@
 * :mod:`.new_rows`: a new task's checked column values and the app's defaults;
 * :mod:`.json_values`, :mod:`.validation`: what a row may hold (JSON, column limits);
 * :mod:`.adopting`: the caller's ``Tache`` objects joining the session;
-* :mod:`.reading`: ``get``, ``latest``, ``fichier_path``, ``stats``;
-* :mod:`.actions`: ``cancel``, ``restart``, ``delete``, ``purge``;
+* :mod:`.reading`: ``get``, ``latest``, ``fichier_path``, ``stats``, and the reads
+  that see as the current user (``get_visible``, ``get_or_404``,
+  ``visible_latest``, ``visible_batch``);
+* :mod:`.actions`: ``cancel``, ``restart``, ``delete`` (``check=True`` acts as the
+  current user), ``purge``;
 * :mod:`.rescue`: the stale-RUNNING rescue pages trigger;
 * :mod:`.sessions`: the caller's ``db.session`` (has it written? may it be ended?);
-* :mod:`.files`: attached files on disk.
+* :mod:`.files`: attached files on disk (checked, size-limited, contained).
 
 The service calls the store's verbs and reads rows through ``db.session``;
 it holds no SQL of a database of its own.
