@@ -27,7 +27,7 @@ _BLANK_PART = re.compile(r"(?<![^,])\s*(?![^,])")
 #: The endpoint whose input :func:`check_batch_size` counts before the view reads it.
 BATCH_ENDPOINT = "taches.batch_status"
 #: The most bytes one item of a JSON batch takes: the longest signature, each character
-#: written as two ``\\uXXXX`` escapes, its quotes and comma (an id takes far less).
+#: written as two ``\\u`` escapes of four hex digits, its quotes and comma (an id takes far less).
 _BATCH_ITEM_BYTES = 12 * int(getattr(taches_table.c.signature.type, "length", None) or 255) + 3
 
 
