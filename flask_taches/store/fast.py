@@ -18,15 +18,14 @@ touches (so copies). Two seams spare it:
 children recording a COMPLETED end, one at a time, 2 cores, medians of 3):
 
 ==========================  =================  ===================
-per child                   SQLite             PostgreSQL
+per child (wall, CPU)       SQLite             PostgreSQL
 ==========================  =================  ===================
-fast completion, warm       20.0 ms            24.3 ms
-plain locked path           34.2 ms (1.71x)    29.3 ms (1.21x)
-no warm-up                  26.3 ms (1.31x)    24.2 ms (1.00x)
+fast completion, warm       21.0 ms, 14.9 ms   30.2 ms, 16.0 ms
+plain locked path           31.6 ms (1.51x)    44.6 ms (1.48x)
+no warm-up                  30.7 ms (1.46x)    36.7 ms (1.22x)
 ==========================  =================  ===================
 
-The warm-up costs one round of statements per manager, not per task, so it
-stays on PostgreSQL too, where a child's cost is its new connection.
+The warm-up costs one round of statements per manager, not per task.
 """
 
 from __future__ import annotations
