@@ -1,0 +1,29 @@
+"""The fast paths: what the manager prepares before forking, a child must not prepare again."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from flask_taches import Status
+from flask_taches.store import fast
+from tests.store.helpers import claim_one_task, row, store
+
+
+@pytest.mark.parametrize("progress", [None, {"step": 1}])
+def test_after_the_warm_up_no_completion_is_compiled_again(
+    db_ctx: Flask, monkeypatch: pytest.MonkeyPatch, progress: dict[str, int] | None
+) -> None:
+    """Every COMPLETED variant a child may write is ready once the manager warmed up."""
+    store().warm_up()
+
+    def compiled_in_the_child(*args: object) -> None:
+        raise AssertionError("a statement was compiled after the warm-up")
+
+    monkeypatch.setattr(fast.Prepared, "__init__", compiled_in_the_child)
+    claimed = claim_one_task()
+    ended = store().record_end(
+        claimed.id, claimed.attempt, Status.COMPLETED, logs=[], progress=progress
+    )
+    assert ended is Status.COMPLETED
+    assert row(claimed.id)["status"] == Status.COMPLETED
