@@ -273,6 +273,32 @@ def _confine_function(path: MethodPath, label: str, func: Any, allowed: list[str
         )
 
 
+def method_for(function: Any) -> str:
+    """The method string that names ``function``: ``"module:function"`` or ``"module:Class.method"``.
+
+    A module-level function, or a function defined in a class body (static,
+    class or instance method alike: a bound method or a ``staticmethod`` /
+    ``classmethod`` object names its function). Nothing is imported: it
+    works inside a class body, before the class exists. A function defined
+    inside another function (``<locals>``) or a lambda has no name a runner
+    could find, and is refused with :class:`MethodNotFound`.
+    """
+    func = function
+    if isinstance(func, (staticmethod, classmethod, MethodType)):
+        func = func.__func__
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or not callable(func):
+        raise MethodNotFound(f"{function!r} is not a function or a method")
+    if "<" in qualname:  # <locals>, <lambda>
+        raise MethodNotFound(
+            f"{module}.{qualname} has no importable name: define it at module or class level"
+        )
+    if module == "__main__":
+        raise MethodNotFound(f"{qualname} is in __main__: a runner cannot import it by name")
+    return f"{module}:{qualname}"
+
+
 def describe(func: Any) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
 

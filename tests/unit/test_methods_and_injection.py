@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from flask_taches import Status
 from flask_taches.exceptions import MethodNotFound, MethodRefused, MissingArgument
 from flask_taches.injection import Injector, Service, bind
-from flask_taches.methods import MethodPath, check_allowed, locate, parse
+from flask_taches.methods import MethodPath, check_allowed, locate, method_for, parse
 from flask_taches.models import taches_table
 from flask_taches.runner import run_claimed, run_one
 from tests import tasks
@@ -317,3 +317,28 @@ def test_a_forged_private_module_is_refused_before_the_claim(db_ctx: Flask) -> N
 def test_the_sample_tasks_are_still_accepted_by_add(db_ctx: Flask) -> None:
     for method in ("tests.tasks:add", "tests.tasks:Greeter.greet", "tests.tasks:cached_double"):
         assert taches.add(method) > 0
+
+
+def test_method_for_names_functions_and_methods_as_locate_finds_them() -> None:
+    named = {
+        tasks.add: "tests.tasks:add",
+        tasks.Tools.double: "tests.tasks:Tools.double",
+        tasks.Tools.triple: "tests.tasks:Tools.triple",  # a bound classmethod
+        tasks.Greeter.greet: "tests.tasks:Greeter.greet",
+        tasks.Greeter(Flask("x")).greet: "tests.tasks:Greeter.greet",  # a bound method
+    }
+    for function, method in named.items():
+        assert method_for(function) == method
+        assert locate(method, ["tests"]).path.text == method
+
+
+def test_method_for_refuses_what_no_runner_could_import() -> None:
+    def local() -> None:
+        pass
+
+    with pytest.raises(MethodNotFound, match="no importable name"):
+        method_for(local)
+    with pytest.raises(MethodNotFound, match="no importable name"):
+        method_for(lambda: None)
+    with pytest.raises(MethodNotFound, match="not a function"):
+        method_for(42)
