@@ -274,7 +274,7 @@ def _confine_function(path: MethodPath, label: str, func: Any, allowed: list[str
 
 
 def method_for(function: Any) -> str:
-    """The method string that names ``function``: ``"module:function"`` or ``"module:Class.method"``.
+    """The method string naming ``function``: ``"module:function"`` or ``"module:Class.method"``.
 
     A module-level function, or a function defined in a class body (static,
     class or instance method alike: a bound method or a ``staticmethod`` /
