@@ -5,8 +5,8 @@
   when a reader upgrades), in WAL mode so pages never wait for tasks.
 * **Claims:** look first without the lock (most wake-ups find nothing), then
   claim under ``BEGIN IMMEDIATE``.
-* **Wake-up source:** a watch on the database's files (every commit writes
-  the WAL), confirmed by one short read.
+* **Wake-up source:** a watch on the database's commit mark, woken by inotify
+  where there is one (:mod:`.file_watch`), confirmed by one short read.
 * **Inserts:** one multi-row INSERT for many rows; SQLite numbers them in
   VALUES order under the write lock.
 """
@@ -14,8 +14,7 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,10 +27,10 @@ from ..models import taches_table
 from . import statements as sql
 from .base import Store
 from .fast import forget_pool_after_fork
-from .wakeups import WakeSource, readable
+from .file_watch import FileWatch
+from .wakeups import WakeSource
 
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
-FILE_WATCH = 0.01  # seconds between two looks at the database files by an idle manager
 
 # SQLAlchemy has no ordered RETURNING on SQLite and would send one INSERT per
 # row; a multi-row INSERT numbers its rows max(id)+1, +2... in VALUES order
@@ -157,40 +156,3 @@ def own_engine(app_engine: Engine) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-class FileWatch(WakeSource):
-    """Watches the database's files: every commit writes the WAL (or the file itself).
-
-    It keeps no connection open: the manager forks its children while it
-    waits, and a SQLite connection open across a fork shares its locking state
-    with the child. A change is confirmed with one short read (``claimable``).
-    """
-
-    def __init__(self, path: str, claimable: Callable[[], bool]) -> None:
-        self._paths = (f"{path}-wal", path)
-        self._claimable = claimable
-        self._seen = self._signature()
-
-    def _signature(self) -> tuple[tuple[int, int, int] | None, ...]:
-        found: list[tuple[int, int, int] | None] = []
-        for path in self._paths:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                found.append(None)
-            else:
-                found.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(found)
-
-    def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            signature = self._signature()
-            if signature != self._seen:
-                self._seen = signature
-                if self._claimable():
-                    return True
-            left = deadline - time.monotonic()
-            if left <= 0 or readable([wake_fd], min(FILE_WATCH, left)):
-                return False

@@ -3,8 +3,10 @@ the others through Flask's CLI runner (same code, no process start-up)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -331,6 +333,17 @@ def test_init_db_creates_the_table_once(app_ctx: Flask) -> None:
     assert first.stdout == "table 'taches' is ready\n"
     assert "taches" in inspect(db.engine).get_table_names()
     assert invoke(app_ctx, "add", "tests.tasks:add", "-p", "a=1").exit_code == 0
+
+
+def test_init_db_leaves_a_new_sqlite_file_in_wal_mode(app_ctx: Flask, tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    env = {**flask_env(), "FT_TEST_DATABASE_URL": f"sqlite:///{path}"}
+    command = [sys.executable, "-m", "flask", "--app", "tests.app:create_app", "taches", "init-db"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT count(*) FROM taches").fetchone() == (0,)
 
 
 def test_help_is_the_docstring_and_hides_attempt(app_ctx: Flask) -> None:
