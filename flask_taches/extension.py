@@ -18,7 +18,7 @@ from flask_sqlalchemy import SQLAlchemy
 from . import config
 from .exceptions import ConfigurationError
 from .injection import Service
-from .models import taches_table
+from .models import ALL_TABLES
 from .service import TaskService, sessions
 from .state import AppState, Hooks, is_registered, register
 
@@ -113,6 +113,7 @@ class TachesExtension(TaskService):
 
 
 def _attach_table(db: SQLAlchemy) -> None:
-    """Put the ``taches`` table into the app's metadata (create_all, migrations)."""
-    if "taches" not in db.metadata.tables:
-        taches_table.to_metadata(db.metadata)
+    """Put the extension's tables into the app's metadata (create_all, migrations)."""
+    for table in ALL_TABLES:
+        if table.name not in db.metadata.tables:
+            table.to_metadata(db.metadata)

@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     JSON,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -143,6 +144,9 @@ class Tache(Base):
     #: Set by ``cancel()`` on a RUNNING task; its own process watches for it.
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_requested_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Dotted paths called in the task's process once its end is recorded.
+    on_success: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    on_failure: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     __table_args__ = (
         # "Latest task of a signature": max(id) per signature is an index seek.
@@ -283,6 +287,37 @@ Index(
     taches_table.c.run_at,
     taches_table.c.id,
 )
+
+
+#: One row per live manager (``flask taches managers``): it registers, beats, leaves.
+managers_table = Table(
+    "taches_managers",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("queues", JSONType, nullable=False),  # a list; empty: every queue
+    Column("max_running", Integer, nullable=False),
+    Column("executor", String(16), nullable=False),
+    Column("running", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+    # Pruning the stale rows scans by age.
+    Index("ix_taches_managers_seen_at", "seen_at"),
+)
+
+#: Work one manager at a time does per interval (retention): who holds it, until when.
+leases_table = Table(
+    "taches_leases",
+    Base.metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=True),
+    Column("until", UTCDateTime(), nullable=False),
+)
+
+#: Every table of the extension, in the order ``init-db`` creates them.
+ALL_TABLES = (taches_table, managers_table, leases_table)
 
 
 def progress_percent(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from ..migrations import VERSIONS_DIR
-from ..models import taches_table
+from ..models import ALL_TABLES
 from ..state import app_state
 from . import taches_cli
 from .errors import TaskCommand
@@ -28,9 +28,10 @@ def migrations_dir_command() -> None:
 
 @taches_cli.command("init-db", cls=TaskCommand)
 def init_db_command() -> None:
-    """Create the taches table and its indexes if missing (a quick start without migrations)."""
+    """Create the extension's tables and indexes if missing (a quick start without migrations)."""
     state = app_state()
     # Through the store's engine: on SQLite its connections turn WAL on, so a new
     # file is in WAL mode from the start (add() is about 3x slower in rollback mode).
-    state.db.metadata.tables[taches_table.name].create(state.store.engine, checkfirst=True)
-    click.echo(f"table {taches_table.name!r} is ready")
+    for table in ALL_TABLES:
+        state.db.metadata.tables[table.name].create(state.store.engine, checkfirst=True)
+        click.echo(f"table {table.name!r} is ready")
