@@ -119,6 +119,19 @@ class Managers:
         self.processes.append((process, output))
         return process
 
+    def command(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``flask taches ARGS`` on the test app with the managers' settings, run to its end."""
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", APP, "taches", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def output(self) -> str:
         """Everything the managers printed, for failure messages."""
         parts = []

@@ -45,6 +45,7 @@ from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
 from .pids import PendingPids
 from .preloading import Preloader
+from .registry import Registration
 from .supervision import SupervisedChild
 from .wakeups import Wakeups
 
@@ -101,6 +102,7 @@ class Manager:
         #: Free slots a backlog waits for before the next claim.
         self._batch = max(1, options.max_running // 2)
         self.executor = executor or self._make_executor(app_import_path)
+        self.registration = Registration(self.store, self.hostname, options, self.executor.name)
 
     def _make_executor(self, app_import_path: str | None) -> Executor:
         child_verbosity = max(0, self.options.verbosity - 1)
@@ -132,11 +134,13 @@ class Manager:
             "until stopped" if end is None else f"for {end - started:g} s",
             extra={"action": "manager_start", "tache_id": None},
         )
+        self.registration.join()
         with self._signals():
             try:
                 self._loop(end)
             finally:
                 self.wakeups.stop_listening()
+                self.registration.leave()
         logger.info(
             "manager %s done: %s task(s) claimed in %.1f s; CPU %.2f s here, %.2f s in tasks",
             os.getpid(),
@@ -173,6 +177,7 @@ class Manager:
             if now >= next_check:
                 self.children.compare_with_rows()
                 self._rescue()
+                self.registration.beat(len(self.children))
                 next_check = time.monotonic() + opts.check_every
             claiming = self._claiming(now, end)
             if not claiming and not self.children and not self.children.unsettled:
