@@ -76,6 +76,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     #: Seconds ``start --forever`` waits for running tasks after SIGTERM.
     Setting("TACHES_DRAIN_GRACE", "float", 30.0, "Seconds a stopping manager waits for tasks."),
+    #: Days a finished task is kept after its end, per status; a status not named is kept.
+    Setting(
+        "TACHES_RETENTION",
+        "list",
+        None,
+        "Days finished tasks are kept, per status (`COMPLETED=7,FAILED=30`); default: for ever.",
+        optional=True,
+    ),
+    #: Seconds between two retention passes; one manager of all does each pass.
+    Setting("TACHES_RETENTION_INTERVAL", "float", 300.0, "Seconds between two retention passes."),
+    #: Tasks deleted per transaction by a retention pass.
+    Setting("TACHES_RETENTION_BATCH", "int", 500, "Tasks deleted per retention transaction."),
     #: Attempts a task gets unless it says otherwise (1: no retry).
     Setting("TACHES_MAX_ATTEMPTS", "int", 1, "Attempts of a task added without max_attempts."),
     #: First retry delay in seconds; doubles each attempt, with jitter.

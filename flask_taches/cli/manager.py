@@ -132,7 +132,7 @@ def start(
     with manager_output(verbosity):
         try:
             manager = Manager(app, options, app_import_path=app_import_path)
-        except OSError as exc:  # e.g. fork asked where there is none
+        except (OSError, ConfigurationError) as exc:  # fork where there is none, a bad setting
             raise click.ClickException(str(exc)) from None
         try:
             code = manager.run()

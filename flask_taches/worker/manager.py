@@ -46,6 +46,7 @@ from .orphans import kill_overdue_orphans, rescue_dead_tasks
 from .pids import PendingPids
 from .preloading import Preloader
 from .registry import Registration
+from .retention import Retention
 from .supervision import SupervisedChild
 from .wakeups import Wakeups
 
@@ -103,6 +104,7 @@ class Manager:
         self._batch = max(1, options.max_running // 2)
         self.executor = executor or self._make_executor(app_import_path)
         self.registration = Registration(self.store, self.hostname, options, self.executor.name)
+        self.retention = Retention.of_manager(self.store, app, self.hostname)
 
     def _make_executor(self, app_import_path: str | None) -> Executor:
         child_verbosity = max(0, self.options.verbosity - 1)
@@ -178,6 +180,7 @@ class Manager:
                 self.children.compare_with_rows()
                 self._rescue()
                 self.registration.beat(len(self.children))
+                self.retention.run_due(now)
                 next_check = time.monotonic() + opts.check_every
             claiming = self._claiming(now, end)
             if not claiming and not self.children and not self.children.unsettled:
