@@ -3,7 +3,8 @@
 #   make demo   virtualenv + sample app on SQLite: web server and manager, Ctrl-C stops both
 #   make test   virtualenv + Chromium + PostgreSQL/MariaDB up, then the whole test suite
 #   make lint   ruff check, ruff format --check, mypy
-#   make bench  the manager's benchmark (numbers on this machine)
+#   make bench  flask-taches beside RQ, Celery, Huey, Procrastinate, with the machine's limits
+#               (make bench-quick: a few minutes; make bench-manager: the manager's own figures)
 #
 # Each target creates or updates .venv itself; it reinstalls only when the packaging
 # files change (a stamp file records the last install).
@@ -30,13 +31,14 @@ POSTGRES_PORT := 5432
 MARIADB_HOST := 127.0.0.1
 MARIADB_PORT := 3306
 
-.PHONY: help venv demo test lint format bench browser services readme-settings clean
+.PHONY: help venv demo test lint format bench bench-quick bench-manager browser services \
+	readme-settings clean
 
 help:
 	@echo "make demo    run the sample app on http://$(HOST):$(PORT)/ with a manager (Ctrl-C stops)"
 	@echo "make test    run the test suite (SQLite, PostgreSQL, MariaDB, headless Chromium)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
-	@echo "make bench   the manager's benchmark"
+	@echo "make bench   flask-taches beside its peers (make bench-quick: a few minutes)"
 
 # -- the virtual environment ---------------------------------------------------------
 
@@ -126,8 +128,16 @@ lint: $(STAMP)
 	"$(BIN)/mypy" || rc=1
 	exit "$$rc"
 
-# Numbers for this machine, on SQLite and PostgreSQL (BENCH_ARGS="--tasks 300 --no-postgres").
+# The side-by-side run (needs Redis on 127.0.0.1:6379 and PostgreSQL); its peers go into
+# bench/.peers-venv, never into the project's virtualenv (BENCH_ARGS="--repeats 5").
 bench: $(STAMP) services
+	@"$(BIN)/python" bench/side_by_side.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP) services
+	@"$(BIN)/python" bench/side_by_side.py --quick $(BENCH_ARGS)
+
+# The manager's own figures beside their limits (BENCH_ARGS="--tasks 300 --no-postgres").
+bench-manager: $(STAMP) services
 	@"$(BIN)/python" bench/run.py $(BENCH_ARGS)
 
 # Rewrites the settings table of README.md from flask_taches.config.SETTINGS.

@@ -336,18 +336,12 @@ def add_rates(app: Flask, calls: int) -> tuple[float, float]:
 
 def insert_limits(app: Flask, calls: int) -> tuple[float, float]:
     """The same rows through the bare DBAPI connection: one INSERT + COMMIT, and bulk."""
-    now = utcnow().replace(tzinfo=None)
-    columns = (
-        "method, parametres, logs, status, created_at, run_at, priority, queue, attempts, "
-        "max_attempts"
-    )
-    values = (NOOP, "{}", "[]", "TO_RUN", now, now, 0, "default", 0, 1)
     with app.app_context():
         reset()
         raw = bench_app.db.engine.raw_connection()
         try:
             mark = "?" if bench_app.db.engine.dialect.paramstyle == "qmark" else "%s"
-            sql = f"INSERT INTO taches ({columns}) VALUES ({', '.join([mark] * len(values))})"
+            sql, values = insert_statement(mark)
             cursor = raw.cursor()
             started = time.perf_counter()
             for _ in range(calls):
@@ -364,6 +358,17 @@ def insert_limits(app: Flask, calls: int) -> tuple[float, float]:
         finally:
             raw.close()
     return single, bulk
+
+
+def insert_statement(mark: str) -> tuple[str, tuple[Any, ...]]:
+    """A bare INSERT of one ready no-op row, for the DBAPI's parameter ``mark``."""
+    now = utcnow().replace(tzinfo=None)
+    columns = (
+        "method, parametres, logs, status, created_at, run_at, priority, queue, attempts, "
+        "max_attempts"
+    )
+    values = (NOOP, "{}", "[]", "TO_RUN", now, now, 0, "default", 0, 1)
+    return f"INSERT INTO taches ({columns}) VALUES ({', '.join([mark] * len(values))})", values
 
 
 # -- report -------------------------------------------------------------------------------
