@@ -64,3 +64,17 @@ class UncommittedSession(TacheError):
 
 class ConfigurationError(TacheError):
     """flask-taches is not set up correctly for this application."""
+
+
+class RetryRequested(BaseException):
+    """The task asked for another attempt (``tache.retry``).
+
+    A ``BaseException``, as the runner's stop, so that a task's own
+    ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = delay
+        super().__init__(
+            "retry asked" + (f" in {delay:g}s" if delay is not None else " (with the backoff)")
+        )

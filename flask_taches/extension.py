@@ -16,6 +16,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from . import config
+from .decorators import decorate
 from .exceptions import ConfigurationError
 from .injection import Service
 from .models import ALL_TABLES
@@ -76,6 +77,38 @@ class TachesExtension(TaskService):
         from .migrations import init_app as init_migrations
 
         init_migrations(app)
+
+    # -- tasks declared in code ------------------------------------------------------
+
+    def task(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        unique: bool | None = None,
+        retry_on: Any = None,
+        priority: int | None = None,
+    ) -> Any:
+        """Decorator: ``@taches.task`` or ``@taches.task(queue=..., retry_on=...)``.
+
+        The function stays itself (calling it calls it) and gains
+        ``fn.delay(**parametres)`` and ``fn.add(parametres=..., **options)``,
+        which add it as a task; see :mod:`flask_taches.decorators`.
+        """
+        options = {
+            "queue": queue,
+            "max_attempts": max_attempts,
+            "timeout": timeout,
+            "unique": unique,
+            "retry_on": retry_on,
+            "priority": priority,
+        }
+        if func is not None:
+            return decorate(self, func, **options)
+        return lambda function: decorate(self, function, **options)
 
     # -- hooks ---------------------------------------------------------------------
 

@@ -16,8 +16,14 @@ The rules:
   (COMPLETED) or the rest of the chain is cancelled with a log saying why.
 * **Cancel.** A RUNNING task only gets its flag raised (its own process stops
   itself, on whatever host); any other unfinished task is CANCELLED at once.
-* **Restart.** A finished task goes back to TO_RUN, keeping its attempt count
-  (so the fencing of a late process still holds) and one more attempt allowed.
+* **Retries asked for.** A task may end its attempt asking for another
+  (``tache.retry(delay)``): TO_RUN after ``delay`` (the backoff when None)
+  while attempts remain, else FAILED saying none was left. An exception not
+  in the task's ``retry_on`` fails without retry.
+* **Restart.** A finished task goes back to TO_RUN with a fresh round of its
+  ``max_attempts``: the attempt count goes on (so the fencing of a late
+  process still holds) and ``restart_base`` remembers where the round began;
+  ``max_attempts`` is never changed, and a future ``run_at`` is kept.
 * **Rescue.** A RUNNING task is dead when its heartbeat is too old, unless its
   pid is alive on this very host, or when its pid on this host is gone.
 """
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +72,8 @@ class Running:
     next_id: int | None = None
     cancel_requested_at: datetime | None = None
     cancel_requested_by: str | None = None
+    #: Attempts made before the last restart: ``max_attempts`` counts those after.
+    restart_base: int = 0
 
     @classmethod
     def of(cls, row: Any) -> Running:
@@ -77,7 +85,13 @@ class Running:
             next_id=row["next_id"],
             cancel_requested_at=row["cancel_requested_at"],
             cancel_requested_by=row["cancel_requested_by"],
+            restart_base=int(row.get("restart_base") or 0),
         )
+
+    @property
+    def round_attempt(self) -> int:
+        """This attempt's number in the current round (since the last restart)."""
+        return self.attempts - self.restart_base
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,8 @@ class ChainStep:
     release: bool
     #: Logged on each cancelled task (when not released).
     reason: str = ""
+    #: Logged instead when the next task is a group's callback.
+    group_reason: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -114,11 +130,15 @@ def end_attempt(
     retry_base: float,
     rng: random.Random,
     retry: bool = True,
+    retry_in: float | None = None,
+    asked: bool = False,
 ) -> EndPlan:
     """How an attempt that ``ended`` as COMPLETED, FAILED or INTERRUPTED is recorded.
 
     ``retry`` False says another attempt would fail the same way (the method
-    cannot be resolved or injected): no retry is scheduled.
+    cannot be resolved or injected, or the exception is not in ``retry_on``):
+    no retry is scheduled. ``asked``: the task asked for a retry itself
+    (``tache.retry``), in ``retry_in`` seconds (None: the backoff).
     """
     if ended in (Status.FAILED, Status.INTERRUPTED):
         if row.cancel_requested_at is not None:
@@ -128,17 +148,26 @@ def end_attempt(
                 "before acting on it, so it is not retried"
             )
             return _final(row, Status.CANCELLED, (log_entry("warning", note, now),))
-        if retry and row.attempts < row.max_attempts:
-            delay = retry_delay(row.attempts, retry_base, rng)
+        left = row.round_attempt < row.max_attempts
+        if retry and left:
+            delay = (
+                retry_delay(row.round_attempt, retry_base, rng) if retry_in is None else retry_in
+            )
+            why = "asked for a retry" if asked else f"ended {ended.value}"
             note = (
-                f"attempt {row.attempts} of {row.max_attempts} ended {ended.value}; "
-                f"retrying in {delay:.1f}s"
+                f"attempt {row.round_attempt} of {row.max_attempts} {why}; retrying in {delay:.1f}s"
             )
             return EndPlan(
                 Status.TO_RUN,
                 (log_entry("warning", note, now),),
-                run_at=now + timedelta(seconds=delay),
+                run_at=now + timedelta(seconds=max(0.0, delay)),
             )
+        if asked:
+            note = (
+                f"the task asked for a retry, but attempt {row.round_attempt} of "
+                f"{row.max_attempts} was its last: FAILED"
+            )
+            return _final(row, Status.FAILED, (log_entry("error", note, now),))
     return _final(row, ended, ())
 
 
@@ -153,13 +182,31 @@ def after_end(tache_id: int, next_id: int | None, ended: Status) -> ChainStep | 
     if ended is Status.COMPLETED:
         return ChainStep(next_id, release=True)
     reason = f"cancelled: task {tache_id} before it in the chain ended {ended.value}"
-    return ChainStep(next_id, release=False, reason=reason)
+    group = f"cancelled: task {tache_id} of its group ended {ended.value}"
+    return ChainStep(next_id, release=False, reason=reason, group_reason=group)
 
 
 def after_delete(tache_id: int, next_id: int) -> ChainStep:
     """The tasks waiting on a deleted one would wait forever: they are cancelled."""
     reason = f"cancelled: task {tache_id} before it in the chain was deleted"
-    return ChainStep(next_id, release=False, reason=reason)
+    group = f"cancelled: task {tache_id} of its group was deleted"
+    return ChainStep(next_id, release=False, reason=reason, group_reason=group)
+
+
+def group_complete(waits_for: int | None) -> bool:
+    """A group's callback runs once its count of members not completed reaches 0.
+
+    ``waits_for`` is the count after this member's completion was taken off;
+    None is a chain's next task, released by its one predecessor.
+    """
+    return waits_for is None or waits_for <= 0
+
+
+def previous_value(waits_for: int | None, results: list[Any]) -> Any:
+    """What the next task gets as ``previous``: a chain's one result, a group's list."""
+    if waits_for is None:
+        return results[-1] if results else None
+    return results
 
 
 def released_run_at(run_at: datetime | None, now: datetime) -> datetime:
@@ -202,23 +249,36 @@ def cancel(
 
 @dataclass(frozen=True)
 class RestartPlan:
-    """A finished task back to TO_RUN."""
+    """A finished task back to TO_RUN, for a fresh round of its ``max_attempts``."""
 
     run_at: datetime
-    max_attempts: int
+    #: The attempt count when the round begins (``restart_base``).
+    restart_base: int
     entries: tuple[LogEntry, ...]
 
 
-def restart(status: Status, attempts: int, max_attempts: int, now: datetime) -> RestartPlan | None:
+def restart(
+    status: Status,
+    attempts: int,
+    max_attempts: int,
+    now: datetime,
+    run_at: datetime | None = None,
+) -> RestartPlan | None:
     """The plan for restarting a task in ``status``; None when it is not finished.
 
     The attempt count is kept (a late process of an old attempt stays fenced
-    out); the budget grows so that at least one more attempt is allowed.
+    out) and becomes the round's base: the task gets ``max_attempts`` attempts
+    again, counted from here, with ``max_attempts`` itself unchanged. A
+    ``run_at`` still in the future is kept (a restart does not run early a
+    task that was cancelled before its time).
     """
     if not status.is_finished:
         return None
-    budget = max(max_attempts, attempts + 1)
-    return RestartPlan(now, budget, (log_entry("info", "restarted", now),))
+    when = run_at if run_at is not None and run_at > now else now
+    note = f"restarted: up to {max_attempts} attempt(s) from attempt {attempts + 1}"
+    if when > now:
+        note += f", not before {when.isoformat()}"
+    return RestartPlan(when, attempts, (log_entry("info", note, now),))
 
 
 # -- the rescue -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ overwrite its row.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from sqlalchemy import (
     JSON,
@@ -37,6 +37,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.types import TypeDecorator
 
 from .clock import as_utc, utcnow
+from .exceptions import RetryRequested
 from .lifecycle import LogEntry, log_entry
 from .status import Status
 
@@ -141,6 +142,11 @@ class Tache(Base):
     next_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("taches.id", ondelete="SET NULL"), nullable=True
     )
+    #: Attempts made before the last restart: ``max_attempts`` counts the ones after.
+    restart_base: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: A group's callback: how many tasks of the group (``next_id`` pointing
+    #: here) have not completed yet; None for a task after one in a chain.
+    waits_for: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: Set by ``cancel()`` on a RUNNING task; its own process watches for it.
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_requested_by: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -257,6 +263,17 @@ class Tache(Base):
         recorder = self._recorder
         if recorder is not None:
             recorder.on_progress(self, progress)
+
+    def retry(self, delay: float | None = None) -> NoReturn:
+        """End this attempt and schedule the next, in ``delay`` seconds (None: the backoff).
+
+        Counts as an attempt: with none left (``max_attempts``), the task ends
+        FAILED saying so. A cancel asked meanwhile wins. Raises
+        :class:`~flask_taches.exceptions.RetryRequested`, which the runner catches.
+        """
+        if delay is not None and not delay >= 0:
+            raise ValueError(f"retry delay must be a number of seconds >= 0, not {delay!r}")
+        raise RetryRequested(None if delay is None else float(delay))
 
     # -- outside -----------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask
 
 from ..console import Console
+from ..decorators import TaskOptions, options_of
 from ..exceptions import TacheError
 from ..injection import Injector, bind
 from ..methods import locate
@@ -72,6 +73,8 @@ class Attempt:
         self.watchdog = Watchdog(watched, timings, wake)
         self.ending = Ending(store, self.tache_id, attempt, self.recorder, console)
         self.started = time.monotonic()
+        #: ``@taches.task``'s options of the task's function, once resolved.
+        self.options: TaskOptions | None = None
 
     def run(self) -> Status | None:
         if self.mark and not self.store.record_start(
@@ -93,7 +96,7 @@ class Attempt:
                     self.stops.interruptible_in(threading.main_thread().ident)
                 self.watchdog.start_at(self.started)
                 try:
-                    return self._end(call_task(self.stops, self._resolve))
+                    return self._end(call_task(self.stops, self._resolve, self._retries))
                 finally:
                     self.watchdog.stop()
         finally:
@@ -123,6 +126,7 @@ class Attempt:
             target = locate(self.tache.method, state.allowed_modules)
         except TacheError as exc:
             raise Unresolvable() from exc
+        self.options = options_of(target.attr)  # @taches.task's, read in this process
         builtins = {
             "tache": self.tache,
             "app": self.app,
@@ -139,6 +143,10 @@ class Attempt:
             return bind(target, injector)
         except TacheError as exc:  # MissingArgument, naming the parameter
             raise Unresolvable() from exc
+
+    def _retries(self, exc: BaseException) -> bool:
+        """Whether the task's ``retry_on`` lets an attempt that raised ``exc`` be retried."""
+        return self.options is None or self.options.retries(exc)
 
     # -- who records the end: the first to claim it ---------------------------------
 

@@ -22,6 +22,7 @@ from ..exit_codes import EXIT_ENDED
 from ..lifecycle import LogEntry
 from ..status import Status
 from ..store import Store
+from ..store.records import Asked
 from .live import LiveRecorder, entry_now
 from .outcome import Outcome
 from .stopping import Stop
@@ -61,7 +62,10 @@ class Ending:
             assert stop.status is not None
             status, result = stop.status, None
             entries.append(stop.entry())
-        final = self.record(status, result, entries, retry=outcome.retry or stop is not None)
+        asked = outcome.asked if stop is None else None  # a stop wins over the ask
+        final = self.record(
+            status, result, entries, retry=outcome.retry or stop is not None, asked=asked
+        )
         logger.info(
             "task %s attempt %s ended %s in %.2f s (stored %s)",
             self.tache_id,
@@ -96,7 +100,12 @@ class Ending:
             os._exit(EXIT_ENDED)
 
     def record(
-        self, status: Status, result: Any, entries: list[LogEntry], retry: bool = True
+        self,
+        status: Status,
+        result: Any,
+        entries: list[LogEntry],
+        retry: bool = True,
+        asked: Asked | None = None,
     ) -> Status | None:
         """The end's write, fenced by the attempt, tried again when the database hiccups."""
         for entry in entries:
@@ -112,6 +121,7 @@ class Ending:
                     logs=logs,
                     progress=progress,
                     retry=retry,
+                    asked=asked,
                 )
             except OperationalError as exc:
                 if tried == FINISH_TRIES:

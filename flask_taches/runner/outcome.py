@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import RetryRequested
 from ..lifecycle import LogEntry
 from ..status import Status
+from ..store.records import Asked
 from .live import entry_now
 from .stopping import Stop, StopState, TacheStopped
 
@@ -36,16 +38,27 @@ class Outcome:
     #: The stop decided while the task was running (it wins over the outcome).
     stop: Stop | None = None
     #: False when another attempt would fail the same way (a refused or missing
-    #: method, a parameter nothing provides): no retry is scheduled.
+    #: method, a parameter nothing provides, an exception not in ``retry_on``):
+    #: no retry is scheduled.
     retry: bool = True
+    #: The task asked for a retry itself (``tache.retry``).
+    asked: Asked | None = None
 
 
 class Unresolvable(Exception):
     """The method or an argument could not be found; the cause says which."""
 
 
-def call_task(state: StopState, resolve: Callable[[], Callable[[], Any]]) -> Outcome:
-    """Resolve and call the task in this thread, and say how it ended."""
+def call_task(
+    state: StopState,
+    resolve: Callable[[], Callable[[], Any]],
+    retries: Callable[[BaseException], bool] = lambda exc: True,
+) -> Outcome:
+    """Resolve and call the task in this thread, and say how it ended.
+
+    ``retries(exc)`` says whether an attempt that raised ``exc`` may be
+    retried (the task's ``retry_on``).
+    """
     try:
         try:
             state.enter_task()
@@ -60,8 +73,15 @@ def call_task(state: StopState, resolve: Callable[[], Callable[[], Any]]) -> Out
     except Unresolvable as exc:
         entries = [entry_now("error", f"{exc.__cause__}; not retried")]
         outcome = Outcome(Status.FAILED, entries=entries, retry=False)
+    except RetryRequested as exc:
+        entries = [entry_now("info", f"the task asked for a retry: {exc}")]
+        outcome = Outcome(Status.FAILED, entries=entries, asked=Asked(exc.delay))
     except BaseException as exc:
         outcome = Outcome(Status.FAILED, entries=[exception_entry(exc)])
+        if not retries(exc):
+            note = f"{type(exc).__name__} is not in the task's retry_on: not retried"
+            outcome.entries.append(entry_now("warning", note))
+            outcome.retry = False
     else:
         outcome = judge(value)
     # Again: an interrupt landing just before the first call skipped it.

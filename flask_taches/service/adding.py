@@ -11,9 +11,11 @@ the adoption and the copied files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection
 
 from ..exceptions import FichierRefused, InvalidTache
 from ..models import Tache
@@ -42,7 +44,7 @@ def add_one(
 def add_all(taches: Iterable[Tache | str], *, commit: bool) -> list[int]:
     """Insert many tasks in one transaction; their ids in the order given."""
     state = app_state()
-    rows = _prepare_all(state, taches)
+    rows = prepare_all(state, taches)
     if not rows:
         return []
     return save(state, rows, commit=commit)
@@ -53,21 +55,29 @@ def add_chain(taches: Sequence[Tache | str], *, commit: bool) -> list[int]:
     if len(taches) < 2:
         raise InvalidTache("a chain needs at least two tasks")
     state = app_state()
-    rows = _prepare_all(state, taches)
+    rows = prepare_all(state, taches)
     for waiting in rows[1:]:
         waiting.values["status"] = Status.WAITING.value
     return save(state, rows, commit=commit, chained=True)
 
 
-def _prepare_all(state: AppState, taches: Iterable[Tache | str]) -> list[NewRow]:
+def prepare_all(state: AppState, taches: Iterable[Tache | str]) -> list[NewRow]:
     rules = NewRowRules.of(state)
     return [prepare(tache, rules, owner=OWNER_UNSET) for tache in taches]
 
 
 def save(
-    state: AppState, rows: Sequence[NewRow], *, commit: bool, chained: bool = False
+    state: AppState,
+    rows: Sequence[NewRow],
+    *,
+    commit: bool,
+    chained: bool = False,
+    link: Callable[[Connection, list[int]], None] | None = None,
 ) -> list[int]:
-    """Insert ``rows`` (linked as a chain when ``chained``), copy their files, adopt them."""
+    """Insert ``rows`` (linked as a chain when ``chained``), copy their files, adopt them.
+
+    ``link(conn, ids)`` links the new rows otherwise (a group), in the same transaction.
+    """
     for row in rows:
         if row.fichier is not None:
             check_fichier(row.fichier)  # refused before the insert: nothing to undo
@@ -86,6 +96,8 @@ def save(
             store.link_chain(conn, ids)
             for row, next_id in zip(rows, ids[1:], strict=False):
                 row.values["next_id"] = next_id
+        if link is not None:
+            link(conn, ids)
         for row, tache_id in zip(rows, ids, strict=True):
             if row.fichier is not None:
                 folder = state.fichier_folder(tache_id)

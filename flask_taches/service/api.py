@@ -29,7 +29,7 @@ from ..models import Tache
 from ..state import AppState, app_state
 from ..status import Status
 from ..store import Rescued, Store
-from . import actions, adding, reading, rescue
+from . import actions, adding, groups, reading, rescue
 from .new_rows import OWNER_UNSET, NewRowRules
 
 
@@ -87,10 +87,20 @@ class TaskService:
     def chain(self, *taches: Tache | str, commit: bool = True) -> list[int]:
         """Save tasks that run one after the other; the first is TO_RUN, the rest WAITING.
 
-        Each one starts when the one before COMPLETES; if one ends otherwise,
-        the rest of the chain is CANCELLED with a log saying why.
+        Each one starts when the one before COMPLETES, with that one's result
+        as its parameter ``previous``; if one ends otherwise, the rest of the
+        chain is CANCELLED with a log saying why.
         """
         return adding.add_chain(taches, commit=commit)
+
+    def group(self, *taches: Tache | str, then: Tache | str, commit: bool = True) -> list[int]:
+        """Save tasks that run in parallel, and ``then`` once all of them have COMPLETED.
+
+        ``then`` gets the list of their results (in this order) as its parameter
+        ``previous``; if one of them ends otherwise, ``then`` is CANCELLED with a
+        log saying which. Returns the ids of the tasks, then the id of ``then``.
+        """
+        return groups.add_group(taches, then, commit=commit)
 
     def check_method(self, method: str) -> None:
         """Refuse a method outside ``TACHES_ALLOWED_MODULES`` or that does not resolve.

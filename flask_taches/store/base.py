@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from .. import lifecycle
 from ..clock import utcnow
@@ -28,17 +28,19 @@ from ..exceptions import InvalidTransition, no_such_task
 from ..models import taches_table
 from ..status import Status
 from . import statements as sql
+from .chains import ChainVerbs
 from .claims import ClaimVerbs
 from .fast import FastCompletion, forget_pool_after_fork, warm_up
 from .inserting import InsertVerbs
-from .records import Beat
+from .records import Asked, Beat
 from .reports import ReportVerbs
+from .restarts import RestartVerbs
 from .wakeups import WakeSource
 
 T = sql.T
 
 
-class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
+class Store(ClaimVerbs, ChainVerbs, InsertVerbs, ReportVerbs, RestartVerbs):
     """Atomic operations on the table, for one database (see :func:`for_engine`)."""
 
     #: Whether the claim's SELECT takes row locks with ``FOR UPDATE SKIP LOCKED``.
@@ -175,11 +177,13 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
         logs: list[dict[str, Any]] | None = None,
         progress: dict[str, Any] | None = None,
         retry: bool = True,
+        asked: Asked | None = None,
     ) -> Status | None:
         """The task's own process records how its attempt ended (with its whole log).
 
         Returns the status stored (TO_RUN when a retry was scheduled), None when
-        fenced out. ``retry`` False: another attempt would fail the same way.
+        fenced out. ``retry`` False: another attempt would fail the same way;
+        ``asked``: the task asked for a retry (``tache.retry``).
         """
         if (
             status is Status.COMPLETED
@@ -191,7 +195,7 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
             row = self._running_row(conn, tache_id, attempt)
             if row is None:
                 return None
-            return self._apply_end(conn, row, status, result, logs, progress, retry)
+            return self._apply_end(conn, row, status, result, logs, progress, retry, asked)
 
     def end_on_behalf(
         self, tache_id: int, attempt: int, status: Status, reason: str
@@ -236,6 +240,7 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
         logs: list[dict[str, Any]] | None,
         progress: dict[str, Any] | None,
         retry: bool,
+        asked: Asked | None = None,
     ) -> Status:
         now = utcnow()
         plan = lifecycle.end_attempt(
@@ -246,6 +251,8 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
             # A fresh generator each time: forked children must not share one's state.
             rng=random.Random(),
             retry=retry,
+            retry_in=asked.delay if asked is not None else None,
+            asked=asked is not None,
         )
         kept = list(row["logs"] or []) if logs is None else logs
         values: dict[str, Any] = {
@@ -268,38 +275,6 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
     @staticmethod
     def _with_entries(row: dict[str, Any], entries: Sequence[dict[str, Any]]) -> list[Any]:
         return [*(row["logs"] or []), *entries]
-
-    def _follow_chain(
-        self, conn: Connection, step: lifecycle.ChainStep | None, now: datetime
-    ) -> None:
-        """Release the next task of a chain, or cancel the rest of it."""
-        if step is None:
-            return
-        if step.release:
-            conn.execute(
-                update(taches_table)
-                .where((T.id == step.next_id) & (T.status == Status.WAITING.value))
-                # Not before its own run_at, if that is later (lifecycle.released_run_at).
-                .values(status=sql.TO_RUN, run_at=case((T.run_at > now, T.run_at), else_=now))
-            )
-            self.notify_added(conn, "")
-            return
-        current: int | None = step.next_id
-        seen: set[int] = set()
-        while current is not None and current not in seen:
-            seen.add(current)
-            row = self.lock_row(conn, current)
-            if row is None or row["status"] != Status.WAITING.value:
-                return
-            entry = lifecycle.log_entry("warning", step.reason, now)
-            sql.update_row(
-                conn,
-                current,
-                status=Status.CANCELLED.value,
-                ended_at=now,
-                logs=self._with_entries(row, (entry,)),
-            )
-            current = row["next_id"]
 
     # -- what users ask for ---------------------------------------------------------
 
@@ -331,36 +306,6 @@ class Store(ClaimVerbs, InsertVerbs, ReportVerbs):
             )
             self._follow_chain(conn, plan.chain, now)
             return plan.status
-
-    def restart(self, tache_id: int) -> None:
-        """Put a finished task back to TO_RUN (attempts are kept, so fencing holds)."""
-        with self.write() as conn:
-            row = self.lock_row(conn, tache_id)
-            if row is None:
-                raise no_such_task(tache_id)
-            plan = lifecycle.restart(
-                Status(row["status"]),
-                int(row["attempts"] or 0),
-                int(row["max_attempts"] or 1),
-                utcnow(),
-            )
-            if plan is None:
-                raise InvalidTransition(f"task {tache_id} is {row['status']}: nothing to restart")
-            sql.update_row(
-                conn,
-                tache_id,
-                status=sql.TO_RUN,
-                run_at=plan.run_at,
-                ended_at=None,
-                result=None,
-                pid=None,
-                heartbeat_at=None,
-                cancel_requested_at=None,
-                cancel_requested_by=None,
-                max_attempts=plan.max_attempts,
-                logs=self._with_entries(row, plan.entries),
-            )
-            self.notify_added(conn, row["queue"])
 
     def delete(self, tache_id: int) -> None:
         """Delete a task that is not RUNNING (its file is the caller's business)."""

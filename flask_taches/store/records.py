@@ -70,3 +70,10 @@ class Overdue:
     pid: int
     started_at: datetime
     timeout: float
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A task asked for another attempt (``tache.retry``): in ``delay`` seconds, or the backoff."""
+
+    delay: float | None = None

@@ -208,9 +208,9 @@ def test_flask_db_upgrade_builds_the_model_schema_and_downgrade_removes_it(
     # The shipped revision is a base of its own, on the branch labelled taches.
     history = project.flask("db", "history").stdout
     assert "<base> -> taches_0001 (taches)" in history
-    assert "taches_0001 -> taches_0002 (taches) (head)" in history
+    assert history.count("(head)") == 1, "the extension's revisions have one head"
 
-    project.flask("db", "downgrade", "taches@base")
+    project.flask("db", "downgrade", "taches@base")  # every revision of the branch
 
     assert table_names(engine) == {"alembic_version"} or table_names(engine) == set()
 

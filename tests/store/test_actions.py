@@ -60,20 +60,35 @@ def test_cancelling_no_task_says_so(db_ctx: Flask) -> None:
 # -- restart --------------------------------------------------------------------------------
 
 
-def test_a_restart_keeps_the_attempts_and_allows_one_more(db_ctx: Flask) -> None:
-    claimed = claim_one_task(max_attempts=1)
+def test_a_restart_keeps_the_attempts_and_max_attempts_for_a_fresh_round(db_ctx: Flask) -> None:
+    claimed = claim_one_task(max_attempts=2)
     store().record_start(claimed.id, claimed.attempt, 4242, HOST)
-    store().record_end(claimed.id, claimed.attempt, Status.FAILED, result=None, logs=[])
+    set_columns(claimed.id, attempts=2)  # its round is used up: attempt 2 of 2
+    store().record_end(claimed.id, 2, Status.FAILED, result=None, logs=[])
+    assert row(claimed.id)["status"] == Status.FAILED
     store().restart(claimed.id)
     stored = row(claimed.id)
     assert stored["status"] == Status.TO_RUN
-    assert (stored["attempts"], stored["max_attempts"]) == (1, 2)
+    assert (stored["attempts"], stored["max_attempts"], stored["restart_base"]) == (2, 2, 2)
     assert (stored["pid"], stored["heartbeat_at"], stored["ended_at"]) == (None, None, None)
     assert abs(stored["run_at"] - utcnow()) < timedelta(minutes=1)
-    assert messages(claimed.id)[-1] == "restarted"
+    assert messages(claimed.id)[-1] == "restarted: up to 2 attempt(s) from attempt 3"
     (again,) = store().claim_batch(1, max_running=5, hostname=HOST)
-    assert (again.id, again.attempt) == (claimed.id, 2)
-    assert store().record_end(claimed.id, claimed.attempt, Status.COMPLETED, logs=[]) is None
+    assert (again.id, again.attempt) == (claimed.id, 3)
+    assert store().record_end(claimed.id, 2, Status.COMPLETED, logs=[]) is None  # fenced
+    # Attempt 3 is the first of the new round: it is retried.
+    assert store().record_end(claimed.id, 3, Status.FAILED, logs=[]) is Status.TO_RUN
+
+
+def test_a_restart_keeps_a_future_run_at(db_ctx: Flask) -> None:
+    later = utcnow() + timedelta(hours=3)
+    (tache_id,) = add(1, run_at=later)
+    store().request_cancel(tache_id, "alice")
+    store().restart(tache_id)
+    stored = row(tache_id)
+    assert stored["status"] == Status.TO_RUN
+    assert abs(stored["run_at"] - later) < timedelta(milliseconds=1)
+    assert store().claim_batch(1, max_running=5, hostname=HOST) == []
 
 
 def test_a_restart_clears_the_cancel_and_the_result(db_ctx: Flask) -> None:

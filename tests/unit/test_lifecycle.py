@@ -159,20 +159,25 @@ def test_a_completed_task_releases_the_next_one_of_its_chain() -> None:
 def test_a_final_failure_cancels_the_rest_of_the_chain_saying_why(ended: Status) -> None:
     plan = end(running(attempts=3, max_attempts=3, next_id=8), ended)
     assert plan.chain == ChainStep(
-        8, release=False, reason=f"cancelled: task 7 before it in the chain ended {ended.value}"
+        8,
+        release=False,
+        reason=f"cancelled: task 7 before it in the chain ended {ended.value}",
+        group_reason=f"cancelled: task 7 of its group ended {ended.value}",
     )
 
 
 def test_a_cancel_that_won_cancels_the_rest_of_the_chain() -> None:
     plan = end(running(next_id=8, cancel_requested_at=NOW), Status.INTERRUPTED)
-    assert plan.chain == ChainStep(
-        8, release=False, reason="cancelled: task 7 before it in the chain ended CANCELLED"
-    )
+    assert plan.chain is not None and not plan.chain.release
+    assert plan.chain.reason == "cancelled: task 7 before it in the chain ended CANCELLED"
 
 
 def test_a_deleted_task_cancels_the_tasks_waiting_on_it() -> None:
     assert lifecycle.after_delete(7, 8) == ChainStep(
-        8, release=False, reason="cancelled: task 7 before it in the chain was deleted"
+        8,
+        release=False,
+        reason="cancelled: task 7 before it in the chain was deleted",
+        group_reason="cancelled: task 7 of its group was deleted",
     )
 
 
@@ -237,19 +242,71 @@ def test_a_task_not_finished_cannot_be_restarted(status: Status) -> None:
     assert lifecycle.restart(status, 1, 3, NOW) is None
 
 
-@pytest.mark.parametrize(
-    ("attempts", "max_attempts", "budget"),
-    [(1, 1, 2), (3, 3, 4), (1, 5, 5), (0, 1, 1)],
-)
-def test_a_restart_allows_at_least_one_more_attempt(
-    attempts: int, max_attempts: int, budget: int
+@pytest.mark.parametrize(("attempts", "max_attempts"), [(1, 1), (3, 3), (1, 5), (0, 1)])
+def test_a_restart_gives_a_fresh_round_and_keeps_max_attempts(
+    attempts: int, max_attempts: int
 ) -> None:
     plan = lifecycle.restart(Status.FAILED, attempts, max_attempts, NOW)
     assert plan is not None
-    assert plan.max_attempts == budget
+    assert plan.restart_base == attempts
     assert plan.run_at == NOW
-    assert messages(plan.entries) == ["restarted"]
+    assert messages(plan.entries) == [
+        f"restarted: up to {max_attempts} attempt(s) from attempt {attempts + 1}"
+    ]
     assert plan.entries[0]["level"] == "info"
+    # The round's attempts are counted from the base: all of them retry but the last.
+    for extra in range(1, max_attempts + 1):
+        row = running(attempts=attempts + extra, max_attempts=max_attempts, restart_base=attempts)
+        assert end(row, Status.FAILED).retrying is (extra < max_attempts)
+
+
+def test_a_restart_keeps_a_future_run_at_and_not_a_past_one() -> None:
+    later = NOW + timedelta(hours=5)
+    plan = lifecycle.restart(Status.CANCELLED, 0, 1, NOW, run_at=later)
+    assert plan is not None and plan.run_at == later
+    assert messages(plan.entries)[0].endswith(f"not before {later.isoformat()}")
+    plan = lifecycle.restart(Status.CANCELLED, 0, 1, NOW, run_at=NOW - timedelta(days=1))
+    assert plan is not None and plan.run_at == NOW
+
+
+# -- retries the task asks for -------------------------------------------------------------
+
+
+def test_a_retry_asked_for_waits_the_delay_given_or_the_backoff() -> None:
+    row = running(attempts=1, max_attempts=3)
+    plan = lifecycle.end_attempt(
+        row, Status.FAILED, now=NOW, retry_base=BASE, rng=rng(), retry_in=2.5, asked=True
+    )
+    assert plan.retrying and plan.run_at == NOW + timedelta(seconds=2.5)
+    assert messages(plan.entries) == ["attempt 1 of 3 asked for a retry; retrying in 2.5s"]
+    backoff = lifecycle.end_attempt(
+        row, Status.FAILED, now=NOW, retry_base=BASE, rng=rng(), asked=True
+    )
+    assert backoff.run_at == end(row, Status.FAILED).run_at
+
+
+def test_a_retry_asked_for_on_the_last_attempt_fails_saying_so() -> None:
+    plan = lifecycle.end_attempt(
+        running(attempts=3, max_attempts=3, next_id=8),
+        Status.FAILED,
+        now=NOW,
+        retry_base=BASE,
+        rng=rng(),
+        retry_in=1.0,
+        asked=True,
+    )
+    assert plan.status is Status.FAILED and plan.chain is not None and not plan.chain.release
+    assert messages(plan.entries) == [
+        "the task asked for a retry, but attempt 3 of 3 was its last: FAILED"
+    ]
+
+
+def test_a_cancel_wins_over_a_retry_asked_for() -> None:
+    row = running(attempts=1, max_attempts=3, cancel_requested_at=NOW, cancel_requested_by="bob")
+    plan = lifecycle.end_attempt(
+        row, Status.FAILED, now=NOW, retry_base=BASE, rng=rng(), retry_in=1.0, asked=True
+    )
+    assert plan.status is Status.CANCELLED
 
 
 @pytest.mark.parametrize("status", sorted(FINISHED))

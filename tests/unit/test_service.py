@@ -252,7 +252,7 @@ def test_restart_rules(db_ctx: Flask) -> None:
     taches.restart(tache_id)
     stored = row(tache_id)
     assert (stored["status"], stored["result"], stored["ended_at"]) == (Status.TO_RUN, None, None)
-    assert stored["logs"][-1]["message"] == "restarted"
+    assert stored["logs"][-1]["message"] == "restarted: up to 1 attempt(s) from attempt 2"
     assert run_one(tache_id) is Status.FAILED
     assert row(tache_id)["attempts"] == 2
     with pytest.raises(TacheNotFound):
