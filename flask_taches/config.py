@@ -128,6 +128,14 @@ SETTINGS: tuple[Setting, ...] = (
         "'none'",
         "CSP `frame-ancestors` of the pages (`'self'` to embed them in yours).",
     ),
+    #: A bearer token a scraper may give for ``/metrics`` instead of being an admin.
+    Setting(
+        "TACHES_METRICS_TOKEN",
+        "str",
+        None,
+        "Bearer token for `/metrics` (a scraper); default: admins only.",
+        optional=True,
+    ),
     #: Language of the labels: ``en`` or ``fr`` (Flask-Babel's locale wins).
     Setting("TACHES_LOCALE", "str", "en", "Labels language: `en` or `fr`."),
     #: Callable (or dotted path) returning the current user's identity string.

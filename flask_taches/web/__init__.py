@@ -6,6 +6,7 @@ answer), :mod:`.pages` (the
 dashboard and a task's page, read by :mod:`.dashboard`), :mod:`.status` (one
 task's fragment and JSON, and the batch ``status.js`` polls), :mod:`.actions`
 (cancel, restart, delete, cancel-all), :mod:`.files` (the download),
+:mod:`.health` and :mod:`.metrics` (for load balancers and Prometheus),
 :mod:`.answers` (HTML or JSON, errors, the 404 for what a user may not see),
 :mod:`.redirects`, :mod:`.inputs`, :mod:`.rows`, and beside the routes
 :mod:`.templating` (Jinja globals), :mod:`.csrf` and :mod:`.i18n`.
@@ -16,7 +17,7 @@ Every route calls the service (``app_state().service``); endpoint names are
 
 from __future__ import annotations
 
-from . import actions, files, pages, status  # noqa: F401  (each adds its routes to the blueprint)
+from . import actions, files, health, metrics, pages, status  # noqa: F401  (each adds its routes to the blueprint)
 from .blueprint import blueprint
 
 __all__ = ["blueprint"]
