@@ -30,7 +30,8 @@ from ..status import Status
 from . import statements as sql
 from .chains import ChainVerbs
 from .claims import ClaimVerbs
-from .fast import FastCompletion, forget_pool_after_fork, warm_up
+from .fast import FastCompletion, warm_up
+from .forking import ForkVerbs
 from .inserting import InsertVerbs
 from .records import Asked, Beat
 from .reports import ReportVerbs
@@ -40,7 +41,7 @@ from .wakeups import WakeSource
 T = sql.T
 
 
-class Store(ClaimVerbs, ChainVerbs, InsertVerbs, ReportVerbs, RestartVerbs):
+class Store(ForkVerbs, ClaimVerbs, ChainVerbs, InsertVerbs, ReportVerbs, RestartVerbs):
     """Atomic operations on the table, for one database (see :func:`for_engine`)."""
 
     #: Whether the claim's SELECT takes row locks with ``FOR UPDATE SKIP LOCKED``.
@@ -52,6 +53,7 @@ class Store(ClaimVerbs, ChainVerbs, InsertVerbs, ReportVerbs, RestartVerbs):
         self.engine = engine
         self.retry_base = retry_base
         self.fast_completion = FastCompletion(self)
+        self._track_connections()
 
     # -- transactions --------------------------------------------------------------
 
@@ -75,13 +77,6 @@ class Store(ClaimVerbs, ChainVerbs, InsertVerbs, ReportVerbs, RestartVerbs):
         """One row as it is now, read without the write lock."""
         with self.read() as conn:
             return sql.read_row(conn, tache_id)
-
-    def before_fork(self) -> None:
-        """In a manager about to fork: hold nothing a child must not share."""
-
-    def forget_connections_after_fork(self) -> None:
-        """In a forked child: forget the parent's pooled connections, never close them."""
-        forget_pool_after_fork(self.engine)
 
     def wake_source(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None

@@ -37,6 +37,14 @@ class MySQLStore(Store):
         as_bytes = cast(column, BINARY()) == cast(literal(value), BINARY())
         return (column == value) & as_bytes
 
+    def socket_fd(self, dbapi_connection: Any) -> int | None:
+        """PyMySQL keeps its socket in ``_sock`` (None once closed); mysqlclient has ``fileno``."""
+        if hasattr(dbapi_connection, "_sock"):
+            sock = dbapi_connection._sock
+            return None if sock is None else int(sock.fileno())
+        fileno = getattr(dbapi_connection, "fileno", None)
+        return int(fileno()) if callable(fileno) else None
+
     @contextmanager
     def _claim_transaction(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:

@@ -56,6 +56,11 @@ class PostgresStore(Store):
 
     skip_locked = True
 
+    def socket_fd(self, dbapi_connection: Any) -> int | None:
+        """psycopg 3 says where its socket is (:mod:`.forking`)."""
+        driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        return None if driver.closed else int(driver.fileno())
+
     @contextmanager
     def _claim_transaction(self) -> Iterator[Connection]:
         with self.write() as conn:
