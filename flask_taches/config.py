@@ -34,6 +34,13 @@ _DEFAULT_EXECUTOR = "subprocess" if sys.platform == "win32" else "fork"
 SETTINGS: tuple[Setting, ...] = (
     #: Where the blueprint is mounted.
     Setting("TACHES_URL_PREFIX", "str", "/taches", "URL prefix of the blueprint."),
+    #: False: the application registers ``flask_taches.blueprint`` itself (prefix, guards).
+    Setting(
+        "TACHES_REGISTER_BLUEPRINT",
+        "bool",
+        True,
+        "Register the blueprint at TACHES_URL_PREFIX; False: the app does it.",
+    ),
     #: Top-level packages or modules whose callables may run as tasks.
     Setting(
         "TACHES_ALLOWED_MODULES",
@@ -96,8 +103,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TACHES_FLUSH_INTERVAL", "float", 0.5, "Seconds between live writes of logs."),
     #: Most tasks one batch request of status.js may ask for.
     Setting("TACHES_BATCH_MAX", "int", 200, "Most ids + signatures in one batch request."),
-    #: Seconds between two polls of status.js.
-    Setting("TACHES_JS_POLL", "float", 5.0, "Seconds between status.js polls."),
+    #: Seconds between two polls of status.js while what a page shows changes.
+    Setting("TACHES_JS_POLL", "float", 1.0, "Seconds between status.js polls while live."),
+    #: Longest interval status.js backs off to when nothing has changed for a while.
+    Setting("TACHES_JS_POLL_IDLE", "float", 10.0, "Slowest status.js poll, once idle (s)."),
+    #: Seconds without any change before status.js starts backing off.
+    Setting("TACHES_JS_IDLE_AFTER", "float", 20.0, "Seconds without change before backing off."),
     #: Folder of attached files (one sub-folder per task); default instance/taches.
     Setting("TACHES_FOLDER", "str", None, "Attached files folder; default instance/taches.", True),
     #: File extensions accepted for ``fichier``.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from . import config
@@ -65,7 +65,8 @@ class TachesExtension(TaskService):
     def _register_web(self, app: Flask) -> None:
         from .web import blueprint, templating
 
-        app.register_blueprint(blueprint, url_prefix=app.config["TACHES_URL_PREFIX"])
+        if app.config["TACHES_REGISTER_BLUEPRINT"]:
+            app.register_blueprint(blueprint, url_prefix=app.config["TACHES_URL_PREFIX"])
         templating.init_app(app)
 
     def _register_cli(self, app: Flask) -> None:
@@ -109,6 +110,19 @@ class TachesExtension(TaskService):
         if func is not None:
             return decorate(self, func, **options)
         return lambda function: decorate(self, function, **options)
+
+    # -- the web -----------------------------------------------------------------------
+
+    @property
+    def blueprint(self) -> Blueprint:
+        """The ``taches`` blueprint, for ``TACHES_REGISTER_BLUEPRINT = False``.
+
+        ``app.register_blueprint(taches.blueprint, url_prefix="/admin/tasks")``
+        then mounts it where the application wants, under its own guards.
+        """
+        from .web import blueprint
+
+        return blueprint
 
     # -- hooks ---------------------------------------------------------------------
 
