@@ -5,7 +5,8 @@
  * {{ taches_script() }}, which emits
  *   <meta name="taches-csrf" content="...">
  *   <script src=".../static/status.js" data-batch-url=".../status"
- *           data-poll-ms="5000" defer></script>
+ *           data-poll-ms="1000" data-idle-ms="10000" data-idle-after-ms="20000"
+ *           defer></script>
  *
  * Forms: form.tache-action[data-action] inside a watched element is sent with
  * fetch (CSRF token from its csrf_token field or <meta name="taches-csrf">, as
@@ -18,13 +19,26 @@
  *   <span class="tache" data-signature="export"></span>  latest task of a signature
  *   data-status='["TO_RUN","RUNNING"]'                shown only in those statuses
  *
+ *   <span class="tache" data-id="42" data-result="1">  + the _result.html partial
+ *   <tr class="tache" data-id="42" data-fragment="row">  a dashboard row (row_html)
+ *   <article data-tache-page="42">                   a task page: its fields, result
+ *                                                     and log ([data-tache-part],
+ *                                                     new log entries appended)
+ *   <tbody data-taches-rows="query" data-after="120">  new dashboard rows on top
+ *   <time datetime="...">                             shown in UTC or local time
+ *                                                     ([data-times] buttons choose)
+ *
  * Each tick sends ONE request for the whole page (POST batch-url, JSON
- * {"ids": [...], "signatures": [...]}, split in chunks of data-batch-max,
- * default 200) and replaces each element's content with the server-rendered
- * status_html, so a live element looks exactly like the first render.
+ * {"ids": [...], "signatures": [...], "pages", "rows", "newer"}, split in
+ * chunks of data-batch-max, default 200) and replaces each element's content
+ * with the server-rendered fragments, so a live element looks exactly like
+ * the first render.
+ * Adaptive: every data-poll-ms while something changed in the last
+ * data-idle-after-ms, then twice as long each tick up to data-idle-ms; at
+ * once again on a change, an action, Taches.refresh() or the tab coming back.
  * It polls only while a watched task is unfinished (or a signature has no
- * finished task yet), pauses while the tab is hidden, and backs off
- * exponentially on errors.
+ * task yet, or a dashboard waits for new rows), pauses while the tab is
+ * hidden, and backs off exponentially on errors.
  *
  * Events, dispatched on the .tache element and bubbling:
  *   taches:update  detail = the task JSON; first data received, then every change
@@ -50,9 +64,15 @@
   const ACTION_SELECTOR = "form.tache-action[data-action]";
   // Forms that ask confirm(data-confirm) first: the fragments' actions, and the
   // dashboard's "cancel all" (an ordinary POST once confirmed).
-  const CONFIRM_SELECTOR = "form.tache-action[data-confirm], form.taches-cancel-all[data-confirm]";
+  const CONFIRM_SELECTOR =
+    "form.tache-action[data-confirm], form.taches-cancel-all[data-confirm], form.taches-bulk-action[data-confirm]";
+  const PAGE_SELECTOR = "[data-tache-page]";
+  const ROWS_SELECTOR = "tbody[data-taches-rows]";
+  const TIMES_KEY = "taches.times"; // localStorage: "local" or "utc"
   const FINISHED = new Set(["COMPLETED", "FAILED", "INTERRUPTED", "CANCELLED"]);
-  const DEFAULT_POLL_MS = 5000; // milliseconds, the bundle's interval
+  const DEFAULT_POLL_MS = 1000; // milliseconds between ticks while live
+  const DEFAULT_IDLE_MS = 10000; // the slowest interval, once nothing changes
+  const DEFAULT_IDLE_AFTER_MS = 20000; // unchanged this long: start backing off
   const DEFAULT_BATCH_MAX = 200; // ids + signatures in one request (TACHES_BATCH_MAX)
   const MAX_BACKOFF_MS = 60000; // milliseconds: longest wait after repeated errors
   const JITTER = 0.1; // +/- 10 % on back-off delays, so many tabs do not retry in step
@@ -69,6 +89,8 @@
   let paused = false; // stopped because the tab is hidden
   let errors = 0; // consecutive failed ticks, for the back-off
   let waiters = []; // resolve functions of refresh() promises
+  let lastChange = Date.now(); // when a tick last brought something new
+  let idleDelay = 0; // the current backed-off interval (0: not backing off)
 
   function readConfig(tag) {
     const data = tag ? tag.dataset : {};
@@ -80,6 +102,8 @@
     return {
       batchUrl,
       pollMs: positiveNumber(data.pollMs, DEFAULT_POLL_MS),
+      idleMs: positiveNumber(data.idleMs, DEFAULT_IDLE_MS),
+      idleAfterMs: positiveNumber(data.idleAfterMs, DEFAULT_IDLE_AFTER_MS),
       batchMax: Math.floor(positiveNumber(data.batchMax, DEFAULT_BATCH_MAX)),
     };
   }
@@ -211,15 +235,23 @@
       const state = stateOf(el);
       return state.key !== null && (all ? !state.gone : needsPoll(state));
     });
-    if (asked.length === 0) {
+    const rows = liveRows();
+    if (asked.length === 0 && rows === null) {
       settle();
       return;
     }
     inflight = true;
     try {
-      for (const chunk of chunks(uniqueKeys(asked), config.batchMax)) {
-        const reply = await fetchBatch(chunk);
+      const keys = uniqueKeys(asked);
+      let first = true;
+      for (const chunk of keys.length ? chunks(keys, config.batchMax) : [[]]) {
+        const reply = await fetchBatch(chunk, asked, first ? rows : null);
         apply(reply, asked, new Set(chunk));
+        applyPages(reply.pages || {});
+        if (reply.newer && rows !== null) {
+          applyNewer(rows, reply.newer);
+        }
+        first = false;
       }
       errors = 0;
     } catch (error) {
@@ -239,13 +271,23 @@
 
   /** After a tick: poll again if something is unfinished, else stop. */
   function settle() {
-    const pending = watchedElements().some((el) => needsPoll(stateOf(el)));
+    const pending = watchedElements().some((el) => needsPoll(stateOf(el))) || liveRows() !== null;
     if (pending || errors > 0) {
-      schedule(errors > 0 ? backoffDelay() : config.pollMs);
+      schedule(errors > 0 ? backoffDelay() : nextDelay());
     }
     const done = waiters;
     waiters = [];
     done.forEach((resolve) => resolve());
+  }
+
+  /** Fast while things change; once idle, twice as long each tick up to idleMs. */
+  function nextDelay() {
+    if (Date.now() - lastChange < config.idleAfterMs) {
+      idleDelay = 0;
+      return config.pollMs;
+    }
+    idleDelay = Math.min(config.idleMs, Math.max(config.pollMs, idleDelay) * 2);
+    return idleDelay;
   }
 
   function uniqueKeys(elements) {
@@ -258,7 +300,7 @@
     }
   }
 
-  async function fetchBatch(keys) {
+  async function fetchBatch(keys, elements, rows) {
     const body = { ids: [], signatures: [] };
     for (const key of keys) {
       if (key.startsWith("id:")) {
@@ -266,6 +308,20 @@
       } else {
         body.signatures.push(key.slice(4));
       }
+    }
+    const inChunk = new Set(keys);
+    const rowIds = elements
+      .filter((el) => el.dataset.fragment === "row" && inChunk.has(stateOf(el).key))
+      .map((el) => Number(el.dataset.id));
+    if (rowIds.length) {
+      body.rows = Array.from(new Set(rowIds));
+    }
+    const pages = livePages().filter((page) => inChunk.has(`id:${page.dataset.tachePage}`));
+    if (pages.length) {
+      body.pages = pages.map((page) => ({ id: Number(page.dataset.tachePage), logs: logsShown(page) }));
+    }
+    if (rows !== null) {
+      body.newer = { after: Number(rows.dataset.after) || 0, query: rows.dataset.tachesRows || "" };
     }
     const response = await fetch(config.batchUrl, {
       method: "POST",
@@ -319,10 +375,11 @@
   function update(el, state, tache) {
     const newTask = state.taskId !== null && state.taskId !== tache.id;
     const becameFinished = tache.finished && (state.finished === false || newTask);
-    const html = tache.status_html || "";
+    const html = fragmentOf(el, tache);
     const changed = !sameMarkup(el, html);
     if (changed) {
       replace(el, html);
+      markChanged();
     }
     const first = !state.seen;
     const statusChanged = state.status !== tache.status || newTask;
@@ -339,6 +396,15 @@
     }
   }
 
+  /** What the server rendered for this element: a row's cells, or the status (+ result). */
+  function fragmentOf(el, tache) {
+    if (el.dataset.fragment === "row" && tache.row_html !== undefined) {
+      return tache.row_html;
+    }
+    const status = tache.status_html || "";
+    return el.dataset.result ? status + (tache.result_html || "") : status;
+  }
+
   function gone(el, state) {
     const wasGone = state.gone;
     state.gone = true;
@@ -346,8 +412,143 @@
     el.innerHTML = "";
     applyFilter(el, state);
     if (!wasGone) {
-      emit(el, "taches:gone", { id: Number(state.key.slice(3)) });
+      markChanged();
+      const id = Number(state.key.slice(3));
+      for (const page of livePages()) {
+        if (Number(page.dataset.tachePage) === id) {
+          showGone(page);
+        }
+      }
+      emit(el, "taches:gone", { id });
     }
+  }
+
+  // -- a task page: its fields, result and log ---------------------------------------
+
+  function livePages() {
+    return Array.from(document.querySelectorAll(PAGE_SELECTOR)).filter((page) => !page.dataset.gone);
+  }
+
+  function logsShown(page) {
+    const list = page.querySelector("[data-tache-logs]");
+    return list ? Number(list.dataset.tacheLogs) || 0 : 0;
+  }
+
+  function applyPages(pages) {
+    for (const page of livePages()) {
+      const parts = pages[page.dataset.tachePage];
+      if (parts) {
+        applyPage(page, parts);
+      }
+    }
+  }
+
+  function applyPage(page, parts) {
+    for (const name of ["fields", "result"]) {
+      const part = page.querySelector(`[data-tache-part="${name}"]`);
+      const html = parts[`${name}_html`];
+      if (part && html !== undefined && !sameOuter(part, html)) {
+        part.outerHTML = html;
+        localizeTimes(page.querySelector(`[data-tache-part="${name}"]`) || page);
+        markChanged();
+      }
+    }
+    const list = page.querySelector("[data-tache-logs]");
+    if (!list) {
+      return;
+    }
+    if (parts.logs_reset) {
+      list.innerHTML = "";
+    }
+    if (parts.logs_html) {
+      // Appended, never re-rendered: the reader's scroll position and open details stay.
+      const follow = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
+      list.insertAdjacentHTML("beforeend", parts.logs_html);
+      localizeTimes(list);
+      markChanged();
+      if (follow) {
+        window.scrollTo(0, document.body.scrollHeight);
+      }
+    }
+    list.dataset.tacheLogs = String(parts.logs);
+    const empty = page.querySelector(".tache-logs--empty");
+    if (empty) {
+      empty.hidden = parts.logs > 0;
+    }
+  }
+
+  function showGone(page) {
+    page.dataset.gone = "1";
+    const note = page.querySelector(".taches-gone");
+    if (note) {
+      note.hidden = false;
+    }
+    for (const part of page.querySelectorAll("[data-tache-part], [data-tache-logs], .taches-section")) {
+      part.classList.add("taches-gone__stale");
+    }
+  }
+
+  // -- the dashboard's new rows ------------------------------------------------------
+
+  function liveRows() {
+    return document.querySelector(ROWS_SELECTOR);
+  }
+
+  function applyNewer(tbody, newer) {
+    if (newer.html) {
+      tbody.insertAdjacentHTML("afterbegin", newer.html); // the observer watches the new rows
+      localizeTimes(tbody);
+      markChanged();
+    }
+    tbody.dataset.after = String(newer.after);
+  }
+
+  // -- times in UTC or local -------------------------------------------------------
+
+  function timesMode() {
+    try {
+      return window.localStorage.getItem(TIMES_KEY) === "local" ? "local" : "utc";
+    } catch (_) {
+      return "utc"; // storage refused (privacy mode): the server's UTC
+    }
+  }
+
+  const pad = (n) => String(n).padStart(2, "0");
+
+  /** <time datetime> as rendered (UTC), or in the browser's time zone. */
+  function localizeTimes(root) {
+    const local = timesMode() === "local";
+    for (const el of root.querySelectorAll("time[datetime]")) {
+      if (el.dataset.utc === undefined) {
+        el.dataset.utc = el.textContent;
+      }
+      const at = new Date(el.getAttribute("datetime"));
+      if (!local || Number.isNaN(at.getTime())) {
+        el.textContent = el.dataset.utc;
+        continue;
+      }
+      const offset = -at.getTimezoneOffset();
+      const zone = `UTC${offset >= 0 ? "+" : "-"}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+      el.textContent =
+        `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ` +
+        `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())} ${zone}`;
+    }
+    for (const button of document.querySelectorAll("button[data-times]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.times === timesMode()));
+    }
+  }
+
+  function onTimesClick(event) {
+    const button = event.target instanceof Element ? event.target.closest("button[data-times]") : null;
+    if (!button) {
+      return;
+    }
+    try {
+      window.localStorage.setItem(TIMES_KEY, button.dataset.times);
+    } catch (_) {
+      // not kept: this page still switches
+    }
+    localizeTimes(document);
   }
 
   // A click is lost if its button is replaced between pointerdown and pointerup,
@@ -360,6 +561,7 @@
       deferred.set(el, html);
     } else {
       el.innerHTML = html;
+      localizeTimes(el);
     }
   }
 
@@ -374,6 +576,7 @@
       setTimeout(() => {
         if (deferred.has(el)) {
           el.innerHTML = deferred.get(el);
+          localizeTimes(el);
           deferred.delete(el);
         }
       }, 0);
@@ -384,7 +587,26 @@
   const scratch = document.createElement("template");
   function sameMarkup(el, html) {
     scratch.innerHTML = html;
-    return scratch.innerHTML.trim() === el.innerHTML.trim();
+    localizeTimes(scratch.content);
+    return comparable(scratch.innerHTML) === comparable(el.innerHTML);
+  }
+
+  function sameOuter(el, html) {
+    scratch.innerHTML = html;
+    localizeTimes(scratch.content);
+    return comparable(scratch.innerHTML) === comparable(el.outerHTML);
+  }
+
+  // Each answer signs a fresh CSRF token into the action forms: not a change.
+  const TOKEN_VALUE = /(name="csrf_token"[^>]*?value=")[^"]*"/g;
+  function comparable(markup) {
+    return markup.trim().replace(TOKEN_VALUE, '$1"');
+  }
+
+  /** Something new reached the page (or the reader acted): poll fast again. */
+  function markChanged() {
+    lastChange = Date.now();
+    idleDelay = 0;
   }
 
   function emit(el, name, detail) {
@@ -482,6 +704,7 @@
 
   /** Ask now for every watched element; resolves once that request is answered. */
   function refresh() {
+    markChanged();
     return new Promise((resolve) => {
       waiters.push(resolve);
       if (timer !== null) {
@@ -530,6 +753,7 @@
   function onVisibilityChange() {
     if (!document.hidden && paused) {
       paused = false;
+      markChanged();
       const next = again;
       again = null;
       tick(next !== null && next.all);
@@ -542,6 +766,8 @@
       return;
     }
     document.addEventListener("submit", onSubmit);
+    document.addEventListener("click", onTimesClick);
+    localizeTimes(document);
     document.addEventListener("visibilitychange", onVisibilityChange);
     document.addEventListener("pointerdown", onPointerDown, true);
     document.addEventListener("pointerup", onPointerUp, true);
@@ -556,7 +782,7 @@
     // Elements rendered by the server are fresh: ask at once only for the empty ones.
     if (states0.some((state) => !state.gone && state.finished === null)) {
       schedule(0);
-    } else if (states0.some(needsPoll)) {
+    } else if (states0.some(needsPoll) || liveRows() !== null) {
       schedule(config.pollMs);
     }
   }

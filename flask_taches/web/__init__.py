@@ -17,7 +17,7 @@ Every route calls the service (``app_state().service``); endpoint names are
 
 from __future__ import annotations
 
-from . import actions, files, health, metrics, pages, status  # noqa: F401  (each adds its routes to the blueprint)
+from . import actions, bulk, files, health, metrics, pages, status  # noqa: F401  (each adds its routes to the blueprint)
 from .blueprint import blueprint
 
 __all__ = ["blueprint"]

@@ -1,4 +1,4 @@
-"""The actions: cancel, restart or delete one task, and cancel-all.
+"""The actions on one task: cancel, restart or delete (the bulk ones are in :mod:`.bulk`).
 
 Actions are POST only and CSRF-checked; they answer JSON to ``fetch``
 (``Accept: application/json`` or ``X-Requested-With: fetch``) and redirect a
@@ -11,18 +11,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import jsonify, redirect
-from sqlalchemy import select
 
 from .. import auth
-from ..exceptions import InvalidTransition, TacheNotFound
+from ..exceptions import InvalidTransition
 from ..models import Tache
 from ..state import app_state
-from ..status import UNFINISHED
 from . import csrf
 from .answers import fail, http_errors, live_data, no_store, wants_json
 from .blueprint import blueprint
-from .redirects import back_from_action, back_to_dashboard
-from .rows import shown_or_404, summary_only, visible_rows
+from .redirects import back_from_action
+from .rows import shown_or_404
 
 if TYPE_CHECKING:
     from ..service import TaskService
@@ -71,32 +69,3 @@ for _name in ONE_TASK_ACTIONS:
     blueprint.add_url_rule(
         f"/<int:tache_id>/{_name}", endpoint=_name, view_func=_action_view(_name), methods=["POST"]
     )
-
-
-@blueprint.post("/cancel-all")
-@http_errors
-def cancel_all() -> Any:
-    """Cancel every WAITING and TO_RUN task and stop every RUNNING one the user may."""
-    csrf.check()
-    service = app_state().service
-    who = auth.current_owner() or "web"
-    query = (
-        select(Tache)
-        .where(Tache.status.in_([s.value for s in UNFINISHED]))
-        .order_by(Tache.id)
-        .options(*summary_only())
-    )
-    candidates = visible_rows(query)
-    ids = [t.id for t in candidates if t.cancel_requested_at is None and auth.can(t, "cancel")]
-    done = [i for i in ids if _cancel_quietly(service, i, who)]
-    if wants_json():
-        return no_store(jsonify(cancelled=done))
-    return redirect(back_to_dashboard(), code=303)
-
-
-def _cancel_quietly(service: TaskService, tache_id: int, who: str) -> bool:
-    """Cancel one task of a bulk; one that finished or vanished meanwhile is skipped."""
-    try:
-        return service.cancel(tache_id, who=who) is not None
-    except TacheNotFound:
-        return False

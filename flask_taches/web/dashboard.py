@@ -21,6 +21,8 @@ PAGE_SIZE = 50  # tasks per dashboard page
 #: Reads of each range, at most, while looking for a page of rows an ``authorize`` hook shows.
 MAX_READS = 20
 TEXT_FILTERS = ("method", "signature", "owner", "queue")
+#: The filters that match the start of the value (the others match exactly).
+PREFIX_FILTERS = ("method", "signature")
 
 
 @dataclass
@@ -46,14 +48,36 @@ class Filters:
             args["status"] = self.statuses
         return args
 
-    def conditions(self) -> list[Any]:
-        """The conditions every range shares (statuses are split, see ``status_conditions``)."""
+    def conditions(self, *, queue: bool = True) -> list[Any]:
+        """The conditions every range shares (statuses are split, see ``status_conditions``).
+
+        Method and signature match by prefix (``LIKE 'x%'``, with ``%`` and ``_``
+        taken literally); the queue exactly. The owner is read by ranges of its
+        own (:func:`_owner_conditions`); :meth:`all_but_status` has it too.
+        """
         conditions: list[Any] = []
-        for name in ("method", "signature", "queue"):
+        for name in PREFIX_FILTERS:
             value = self.text.get(name)
             if value:
-                conditions.append(getattr(Tache, name) == value)
+                conditions.append(getattr(Tache, name).startswith(value, autoescape=True))
+        if queue:
+            conditions.extend(self.queue_condition())
         return conditions
+
+    def queue_condition(self) -> list[Any]:
+        value = self.text.get("queue")
+        return [Tache.queue == value] if value else []
+
+    def owner_condition(self) -> list[Any]:
+        value = self.text.get("owner")
+        return [auth.owner_is(value)] if value else []
+
+    def status_condition(self) -> list[Any]:
+        return [Tache.status.in_(self.statuses)] if self.statuses else []
+
+    def all_but_status(self) -> list[Any]:
+        """Every condition but the statuses (a bulk action intersects them with its own)."""
+        return [*self.conditions(), *self.owner_condition()]
 
     def status_conditions(self) -> list[list[Any]]:
         """One range per status asked, each walked on ``(status, id)`` in order."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import render_template, request
-from sqlalchemy import select
 
 from ..models import MAX_ID, Tache
 from ..state import app_state
@@ -19,7 +18,9 @@ from .answers import BadInput, html, http_errors, no_store, task_answer
 from .blueprint import blueprint
 from .dashboard import Filters, dashboard_page
 from .inputs import INTEGER
-from .rows import shown_or_404
+from .live import live_rows, previous_id
+from .overview import hidden_fields, overview
+from .rows import shown_or_404, with_reasons
 
 
 @blueprint.get("/<int:tache_id>")
@@ -31,9 +32,7 @@ def tache(tache_id: int) -> Any:
 
 
 def _task_page(item: Tache) -> str:
-    session = app_state().db.session
-    previous_id = session.scalar(select(Tache.id).where(Tache.next_id == item.id).limit(1))
-    return render_template("taches/tache.html", tache=item, previous_id=previous_id)
+    return render_template("taches/tache.html", tache=item, previous_id=previous_id(item))
 
 
 @blueprint.get("/")
@@ -45,7 +44,16 @@ def index() -> Any:
     before = _keyset_arg("before")
     after = _keyset_arg("after") if before is None else None
     page = dashboard_page(filters, before=before, after=after)
-    markup = render_template("taches/index.html", page=page, filters=filters, statuses=list(Status))
+    with_reasons(page.taches)
+    markup = render_template(
+        "taches/index.html",
+        page=page,
+        filters=filters,
+        statuses=list(Status),
+        overview=overview(filters),
+        bulk_fields=hidden_fields(filters),
+        live_rows=live_rows(filters, page) if before is None and after is None else None,
+    )
     return no_store(html(markup))
 
 

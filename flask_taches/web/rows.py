@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import auth
 from ..exceptions import TacheNotFound
 from ..models import Tache
 from ..service.reading import no_secrets
 from ..state import app_state
+from .showing import WITH_REASON, logs_loaded
 
-__all__ = ["no_secrets", "shown_or_404", "summary_only", "visible_rows"]
+__all__ = ["no_secrets", "shown_or_404", "summary_only", "visible_rows", "with_reasons"]
 
 
 def summary_only() -> tuple[Any, ...]:
@@ -44,3 +46,17 @@ def visible_rows(query: Select[Tache]) -> list[Tache]:
     if condition is not None:
         query = query.where(condition)
     return [t for t in app_state().db.session.scalars(query) if auth.can(t, "view")]
+
+
+def with_reasons(taches: list[Tache]) -> list[Tache]:
+    """Load the logs of the listed rows that show a reason (FAILED, INTERRUPTED), in one query.
+
+    A listing defers ``logs`` (a long log would travel for every row); the few
+    rows that say why they failed get theirs here rather than one query each.
+    """
+    wanted = {t.id: t for t in taches if t.status in WITH_REASON and not logs_loaded(t)}
+    if wanted:
+        query = select(Tache.id, Tache.logs).where(Tache.id.in_(sorted(wanted)))
+        for tache_id, logs in app_state().db.session.execute(query):
+            set_committed_value(wanted[tache_id], "logs", logs)
+    return taches

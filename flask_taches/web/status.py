@@ -9,7 +9,7 @@ from flask import Response, current_app, jsonify, request
 
 from ..models import Tache
 from ..state import app_state
-from . import csrf
+from . import csrf, live
 from .answers import (
     BadInput,
     http_errors,
@@ -42,7 +42,9 @@ def status_json(tache_id: int) -> Response:
 def batch_status() -> Response:
     """Many tasks at once, by id and by signature (the latest task of each).
 
-    POST is a read too (for long lists): it needs no CSRF token.
+    A JSON body may also ask for a task page's parts, dashboard rows and the
+    dashboard's new rows (:mod:`.live`). POST is a read too (for long lists):
+    it needs no CSRF token.
     """
     ids, signatures = batch_input()
     limit = int(current_app.config["TACHES_BATCH_MAX"])
@@ -51,12 +53,37 @@ def batch_status() -> Response:
             f"{len(ids)} ids + {len(signatures)} signatures: at most {limit} "
             "(TACHES_BATCH_MAX) in one request"
         )
-    found, missing_ids, missing_signatures = find_batch(ids, signatures)
-    payload = {
-        "taches": [live_data(t) for t in found],
+    body = _json_body()
+    pages = live.parse_pages(body.get("pages"))
+    rows = set(live.parse_rows(body.get("rows")))
+    found, missing_ids, missing_signatures = find_batch([*ids, *pages, *rows], signatures)
+    payload: dict[str, Any] = {
+        "taches": [_with_row(live_data(t), t, rows) for t in found],
         "missing": {"ids": missing_ids, "signatures": missing_signatures},
     }
+    if pages:
+        shown = {t.id: t for t in found}
+        payload["pages"] = {
+            str(i): live.page_parts(shown[i], n) for i, n in pages.items() if i in shown
+        }
+    if body.get("newer") is not None:
+        payload["newer"] = live.newer_rows(body["newer"])
     return no_store(jsonify(payload))
+
+
+def _json_body() -> dict[str, Any]:
+    """The JSON object of a POST (batch_input already refused any other JSON); else empty."""
+    if request.method == "POST" and request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict):
+            return body
+    return {}
+
+
+def _with_row(data: dict[str, Any], tache: Tache, rows: set[int]) -> dict[str, Any]:
+    if tache.id in rows:
+        data["row_html"] = live.row_html(tache)
+    return data
 
 
 def batch_input() -> tuple[list[int], list[str]]:

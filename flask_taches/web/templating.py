@@ -31,7 +31,7 @@ from ..models import LOG_LEVELS, MAX_ID, Tache, progress_percent
 from ..preview import preview
 from ..state import app_state
 from ..status import CANCELLABLE, RESTARTABLE, Status
-from . import csrf, i18n
+from . import csrf, i18n, showing
 
 #: Actions the fragment may offer, in the order of their buttons.
 ACTION_ORDER = ("cancel", "restart", "delete")
@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
         taches_time=format_time,
         taches_duration=i18n.duration,
         taches_language=i18n.current_language,
+        **showing.globals_(),
     )
     app.jinja_env.filters["taches_json"] = to_json
     # ``taches_preview`` cuts at 300 characters unless told (``|taches_preview(200)``).
@@ -103,7 +104,9 @@ class ProgressView:
 
     @property
     def phase_text(self) -> str | None:
-        return f"{self.phase}/{self.phases}" if self.phases > 1 else None
+        if self.phases <= 1:
+            return None
+        return i18n.text("progress.phase", phase=self.phase, phases=self.phases)
 
     @property
     def percent_attr(self) -> str:
@@ -132,6 +135,11 @@ def progress_view(tache: Tache, now: datetime | None = None) -> ProgressView | N
     if percent is None and step is not None:
         percent = progress_percent(step, maximum, phase, phases)
     label = progress.get("label")
+    if is_finished(tache):
+        # What the task said while running ("row 200 of 300") is stale once it ended.
+        done = tache.status == Status.COMPLETED.value
+        label = i18n.text("progress.done" if done else "progress.stopped")
+        percent = 100.0 if done else percent
     return ProgressView(
         percent=percent,
         step=step,
@@ -217,7 +225,9 @@ def render_tache(tache_or_id: Tache | int | str | None, **attrs: Any) -> Markup:
     Given an id, the task is read from the database (one query: fine for a few,
     pass the ``Tache`` objects in a listing). Nothing is rendered for a task
     that does not exist or that the viewer may not see. Keyword arguments
-    become attributes: ``class_="big"`` adds a class, ``data_status=["RUNNING"]``
+    become attributes: ``class_="big"`` adds a class, ``result=True`` adds the
+    ``_result.html`` partial (the result and the logs summary, kept live too),
+    ``data_status=["RUNNING"]``
     becomes ``data-status='["RUNNING"]'`` (then the partial is only rendered
     while the task is in one of those statuses, as ``status.js`` does).
     """
@@ -227,6 +237,9 @@ def render_tache(tache_or_id: Tache | int | str | None, **attrs: Any) -> Markup:
     classes = ["tache"]
     extra: list[tuple[str, str]] = []
     shown_statuses: list[str] | None = None
+    with_result = bool(attrs.pop("result", False))
+    if with_result:
+        extra.append(("data-result", "1"))  # status.js keeps the result live too
     for key, value in attrs.items():
         name = key.rstrip("_").replace("_", "-")
         if name == "class":
@@ -243,7 +256,7 @@ def render_tache(tache_or_id: Tache | int | str | None, **attrs: Any) -> Markup:
         opening += Markup(' {}="{}"').format(name, value)
     inner = Markup("")
     if shown_statuses is None or tache.status in shown_statuses:
-        inner = render_status(tache)
+        inner = render_status(tache) + (render_result(tache) if with_result else Markup(""))
     return opening + Markup(">") + inner + Markup("</span>")
 
 
@@ -278,20 +291,28 @@ def taches_script() -> Markup:
     """The CSRF ``<meta>`` and the deferred ``<script>`` of ``status.js``.
 
     ``data-batch-max`` tells the script ``TACHES_BATCH_MAX``, so it splits a page
-    with many tasks into requests the batch route accepts.
+    with many tasks into requests the batch route accepts; the ``*-ms`` ones its
+    pace (``TACHES_JS_POLL``, ``TACHES_JS_POLL_IDLE``, ``TACHES_JS_IDLE_AFTER``).
     """
-    poll_ms = int(float(current_app.config["TACHES_JS_POLL"]) * 1000)
+    config = current_app.config
     return Markup(
         '<meta name="taches-csrf" content="{token}">\n'
         '<script src="{src}" data-batch-url="{batch}" data-poll-ms="{poll}" '
+        'data-idle-ms="{idle}" data-idle-after-ms="{idle_after}" '
         'data-batch-max="{batch_max}" defer></script>'
     ).format(
         token=csrf.token(),
         src=url_for("taches.static", filename="status.js"),
         batch=url_for("taches.batch_status"),
-        poll=poll_ms,
-        batch_max=int(current_app.config["TACHES_BATCH_MAX"]),
+        poll=_ms(config["TACHES_JS_POLL"]),
+        idle=_ms(config["TACHES_JS_POLL_IDLE"]),
+        idle_after=_ms(config["TACHES_JS_IDLE_AFTER"]),
+        batch_max=int(config["TACHES_BATCH_MAX"]),
     )
+
+
+def _ms(seconds: Any) -> int:
+    return int(float(seconds) * 1000)
 
 
 def taches_stylesheet() -> Markup:
