@@ -78,6 +78,15 @@ class DemoService:
         tache.info("Demo task done")
         return {"items": steps, "seconds": seconds}
 
+    def chatty(self, tache: Tache, seconds: float = 5.0, every: float = 0.5) -> int:
+        """Logs a line every ``every`` seconds for ``seconds``: a log to watch grow."""
+        lines = max(1, round(max(0.0, float(seconds)) / max(0.05, float(every))))
+        for line in range(1, lines + 1):
+            time.sleep(max(0.05, float(every)))
+            tache.info(f"line {line} of {lines}")
+            tache.set_progress(line, lines, label=f"line {line}")
+        return lines
+
     def fail(self, tache: Tache, seconds: float = 1.0) -> None:
         """Logs, reports some progress, then raises: the task ends FAILED."""
         tache.info("This task fails on purpose")

@@ -46,10 +46,14 @@ WINDOW = (1280, 900)  # pixels: the screenshots' size
 SERVER_START = 30.0  # seconds for the web server to answer
 STOP_GRACE = 10.0  # seconds a subprocess gets to exit after SIGTERM
 JS_POLL = 0.5  # seconds: status.js interval in these tests
+JS_IDLE_AFTER = 3.0  # seconds without change before status.js backs off, in these tests
+JS_POLL_IDLE = 2.0  # seconds: the slowest interval it backs off to, in these tests
 
 #: Settings of both subprocesses: a fast manager and a fast page.
 SAMPLE_SETTINGS = {
     "TACHES_JS_POLL": str(JS_POLL),
+    "TACHES_JS_IDLE_AFTER": str(JS_IDLE_AFTER),
+    "TACHES_JS_POLL_IDLE": str(JS_POLL_IDLE),
     "TACHES_POLL": "0.1",
     "TACHES_HEARTBEAT": "0.5",
     "TACHES_FLUSH_INTERVAL": "0.2",
@@ -61,13 +65,15 @@ SAMPLE_SETTINGS = {
 #: Installed before any script of every page (CDP), so it sees status.js from its
 #: first request: counts the batch requests status.js sends and keeps its events.
 RECORDER_JS = """
-window.__taches = {batch: 0, events: []};
+window.__taches = {batch: 0, times: [], bodies: [], events: []};
 (() => {
   const realFetch = window.fetch.bind(window);
   window.fetch = (input, init) => {
     const url = new URL(typeof input === "string" ? input : input.url, location.href);
     if (url.pathname.endsWith("/taches/status")) {
       window.__taches.batch += 1;
+      window.__taches.times.push(performance.now());
+      window.__taches.bodies.push(init && typeof init.body === "string" ? init.body : "");
     }
     return realFetch(input, init);
   };

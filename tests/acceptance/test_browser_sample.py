@@ -319,7 +319,7 @@ def test_dashboard_cancels_all_after_confirming(alice: Any, sample_server: Sampl
     wait_for(lambda: js(browser, "return Boolean(window.Taches);"), "status.js", WAIT)
     js(browser, "window.__oldPage = true;")
     click(browser, "form.taches-cancel-all button")
-    accept_confirm(browser, "Cancel every waiting and running task")
+    accept_confirm(browser, "waiting and running tasks this filter selects?")
     wait_for(lambda: js(browser, "return !window.__oldPage;"), "the dashboard again", WAIT)
     for tache_id in ids:
         wait_for(

@@ -193,7 +193,7 @@ def test_dashboard_wears_the_demo_layout(sample: Flask) -> None:
         assert '<header class="site">' in html
         assert 'value="alice" aria-pressed="true"' in html
         assert html.count('src="/taches/static/status.js"') == 1
-        assert re.search(f'<span class="tache[^"]*" data-id="{tache_id}">', html)
+        assert re.search(f'<(span|tr) class="tache[^"]*" data-id="{tache_id}"', html)
 
 
 def test_login_switch(sample: Flask) -> None:

@@ -79,7 +79,8 @@ def test_english_by_default_and_outside_an_app(app: Flask) -> None:
     assert i18n.current_language() == "en"
     with app.app_context():
         assert i18n.current_language() == "en"
-        assert i18n.text("confirm.delete", id=9) == "Delete task 9 and its file?"
+        assert i18n.text("confirm.delete", id=9) == "Delete task 9?"
+        assert i18n.text("confirm.delete_with_file", id=9) == "Delete task 9 and its attached file?"
 
 
 @pytest.mark.parametrize(

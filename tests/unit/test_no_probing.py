@@ -27,7 +27,7 @@ from tests.web import JSON, SECRET, USERS, as_user, make, read
 
 pytestmark = pytest.mark.taches_config(**USERS)
 
-_ROW = re.compile(r'<tr class="tache-row" data-id="(\d+)">')
+_ROW = re.compile(r'<tr class="tache tache-row" data-id="(\d+)"')
 _LINK = re.compile(r'class="taches-pager__(\w+)"(?: rel="\w+")? href="([^"]+)"')
 #: Owners MariaDB's default collation takes for "bob" (case, trailing space).
 LOOKALIKES = ("BOB", "Bob", "bob ")

@@ -122,7 +122,8 @@ def test_taches_script_points_at_the_blueprint(app: Flask) -> None:
     assert script == Markup(
         f'<meta name="taches-csrf" content="{token}">\n'
         '<script src="/jobs/static/status.js" data-batch-url="/jobs/status" '
-        'data-poll-ms="2500" data-batch-max="40" defer></script>'
+        'data-poll-ms="2500" data-idle-ms="10000" data-idle-after-ms="20000" '
+        'data-batch-max="40" defer></script>'
     )
     assert stylesheet == Markup('<link rel="stylesheet" href="/jobs/static/taches.css">')
 
@@ -182,7 +183,7 @@ def test_progress_with_phases_in_french(app: Flask) -> None:
         view = templating.progress_view(item, now=now)
     assert view is not None
     assert view.percent == 50.0
-    assert view.phase_text == "2/3"
+    assert view.phase_text == "phase 2/3"
     assert view.eta == "environ 20 s restantes"
 
 
@@ -197,7 +198,7 @@ def test_progress_rendering(app: Flask) -> None:
     assert '<div class="tache-progress" data-percent="21.0">' in html
     assert '<div class="tache-progress__bar" style="width: 21.0%"></div>' in html
     assert '<span class="tache-progress__percent">21%</span>' in html
-    assert '<span class="tache-progress__phase">1/2</span>' in html
+    assert '<span class="tache-progress__phase">phase 1/2</span>' in html
     assert '<span class="tache-progress__label">&lt;b&gt;rows&lt;/b&gt;</span>' in html
     assert '<span class="tache-progress__eta">about 3 h 46 left</span>' in html
 

@@ -27,7 +27,7 @@ def app(any_db_app: Flask) -> Flask:
     return any_db_app
 
 
-_ROW = re.compile(r'<tr class="tache-row" data-id="(\d+)">')
+_ROW = re.compile(r'<tr class="tache tache-row" data-id="(\d+)"')
 _LINK = re.compile(r'class="taches-pager__(\w+)"(?: rel="\w+")? href="([^"]+)"')
 
 
@@ -76,8 +76,10 @@ def test_rows_are_live_status_elements(app: Flask) -> None:
     tache_id = make(app, status="RUNNING", heartbeat_at=utcnow(), started_at=utcnow())
     html = app.test_client().get("/taches/").get_data(as_text=True)
     assert f'<a href="/taches/{tache_id}">#{tache_id}</a>' in html
+    # The row is the live element: its cells are replaced as the task moves on.
+    assert f'<tr class="tache tache-row" data-id="{tache_id}" data-fragment="row">' in html
     assert (
-        f'<span class="tache" data-id="{tache_id}"><div class="tache-status '
+        f'<td class="tache-row__status" data-label="Status"><div class="tache-status '
         f'tache-status--running" data-tache-id="{tache_id}" data-status="RUNNING"'
     ) in html
     assert '<script src="/taches/static/status.js" data-batch-url="/taches/status"' in html
@@ -266,15 +268,16 @@ def test_cancel_all_by_fetch_lists_what_it_did(app: Flask) -> None:
     token = csrf_token(client)
     response = client.post("/taches/cancel-all", headers={"X-CSRFToken": token, **JSON})
     assert response.status_code == 200
-    assert response.get_json() == {"cancelled": [first, second]}
+    assert response.get_json()["cancelled"] == [first, second]
+    assert response.get_json()["report"]["done"] == [first, second]
     again = client.post("/taches/cancel-all", headers={"X-CSRFToken": token, **JSON})
-    assert again.get_json() == {"cancelled": []}
+    assert again.get_json()["cancelled"] == []
 
 
 def test_cancel_all_is_offered_only_to_who_may_cancel_something(app: Flask) -> None:
     make(app)
     client = app.test_client()
-    offered = 'class="taches-cancel-all"'
+    offered = 'data-bulk="cancel"'
     assert offered not in client.get("/taches/").get_data(as_text=True)  # anonymous
     for user in (as_user("bob"), as_user("root", admin=True)):
         assert offered in client.get("/taches/", headers=user).get_data(as_text=True)
@@ -298,5 +301,5 @@ def test_dashboard_in_french(app: Flask) -> None:
     # as a user: an anonymous one is not offered "cancel all" (shared tasks are the admins')
     html = app.test_client().get("/taches/", headers=as_user("bob")).get_data(as_text=True)
     assert '<span class="tache-badge tache-badge--cancelled">Annulé</span>' in html
-    assert "Annuler tout ce qui attend ou tourne" in html
+    assert "Annuler l&#39;attente et les en-cours" in html
     assert '<option value="WAITING">En attente de la tâche précédente</option>' in html
