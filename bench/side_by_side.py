@@ -260,7 +260,8 @@ def has_pool_executor() -> bool:
     helped = subprocess.run(
         single.flask_command("taches", "start", "--help"),
         cwd=ROOT,
-        env=single.child_env("sqlite://"),
+        # A file URL: flask-taches refuses in-memory SQLite (nothing is created for --help).
+        env=single.child_env(f"sqlite:///{tempfile.gettempdir()}/taches-help.sqlite"),
         capture_output=True,
         text=True,
     )

@@ -95,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TACHES_RETENTION_INTERVAL", "float", 300.0, "Seconds between two retention passes."),
     #: Tasks deleted per transaction by a retention pass.
     Setting("TACHES_RETENTION_BATCH", "int", 500, "Tasks deleted per retention transaction."),
+    #: Tests: an added task runs at once in the adding process (no manager).
+    Setting(
+        "TACHES_EAGER",
+        "bool",
+        False,
+        "Run each added task at once, in the adding process (for tests).",
+    ),
     #: Attempts a task gets unless it says otherwise (1: no retry).
     Setting("TACHES_MAX_ATTEMPTS", "int", 1, "Attempts of a task added without max_attempts."),
     #: First retry delay in seconds; doubles each attempt, with jitter.

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import make_url
 
-from . import config
+from . import config, eager
 from .decorators import decorate
 from .exceptions import ConfigurationError
 from .injection import Service
@@ -35,7 +36,7 @@ class TachesExtension(TaskService):
 
     def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
         #: What the application plugs in; shared by every app of this extension.
-        self.hooks = Hooks()
+        self.hooks = Hooks(after_add=eager.run_added)
         if app is not None:
             self.init_app(app, db)
 
@@ -51,6 +52,7 @@ class TachesExtension(TaskService):
                 "or pass db to init_app(app, db)"
             )
         config.apply_defaults(app.config)
+        _refuse_memory_sqlite(app.config.get("SQLALCHEMY_DATABASE_URI"))
         if app.config["TACHES_EXECUTOR"] not in config.EXECUTORS:
             raise ConfigurationError(
                 f"TACHES_EXECUTOR={app.config['TACHES_EXECUTOR']!r}: use 'fork' or 'subprocess'"
@@ -164,3 +166,17 @@ def _attach_table(db: SQLAlchemy) -> None:
     for table in ALL_TABLES:
         if table.name not in db.metadata.tables:
             table.to_metadata(db.metadata)
+
+
+def _refuse_memory_sqlite(uri: Any) -> None:
+    """An in-memory SQLite database lives in one connection: the store's cannot see it."""
+    if not isinstance(uri, str) or not uri.startswith("sqlite"):
+        return
+    url = make_url(uri)
+    if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+        raise ConfigurationError(
+            f"SQLALCHEMY_DATABASE_URI={uri!r} is an in-memory SQLite database, which only "
+            "the connection that made it sees, while flask-taches' store, managers and "
+            "'flask taches run' use connections of their own: use a file, e.g. "
+            "f\"sqlite:///{tmp_path / 'test.db'}\" in a pytest fixture"
+        )

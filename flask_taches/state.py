@@ -9,7 +9,7 @@ the same for all of them, while each app has its own ``db`` and store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ class Hooks:
     admin_loader: Callable[[], bool] | None = None
     #: ``(tache, action) -> bool``: replaces the default rule of who may do what.
     authorize: Callable[[Any, str], bool] | None = None
+    #: ``(ids) -> None``: called once added tasks are committed (eager mode runs them).
+    after_add: Callable[[Sequence[int]], None] | None = None
 
 
 @dataclass

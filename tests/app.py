@@ -27,7 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("tests", instance_path=instance_path)
     app.config.update(
         SECRET_KEY="tests",
-        SQLALCHEMY_DATABASE_URI=os.environ.get(DATABASE_URL_VARIABLE, "sqlite://"),
+        SQLALCHEMY_DATABASE_URI=os.environ[DATABASE_URL_VARIABLE],
         TACHES_ALLOWED_MODULES=["tests"],
     )
     app.config.update(config or {})

@@ -113,4 +113,6 @@ def save(
         for folder in copied:
             remove_folder(folder)
         raise
+    if commit and state.hooks.after_add is not None:
+        state.hooks.after_add(ids)  # committed: eager mode may run them now
     return ids

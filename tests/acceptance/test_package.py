@@ -169,7 +169,7 @@ USE_INSTALLED = textwrap.dedent(
     from flask_taches.migrations import VERSIONS_DIR
 
     app = Flask("installed")
-    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY="x")
+    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite:///installed.sqlite", SECRET_KEY="x")
     db = SQLAlchemy(app)
     TachesExtension(app, db)
     with app.test_client() as client:

@@ -28,7 +28,7 @@ def lookup_user() -> str | None:
 def fresh(tmp_path: Path) -> Iterator[tuple[Flask, TachesExtension]]:
     """An app with its own extension object, so hooks set here stay here."""
     app = Flask("tests", instance_path=str(tmp_path))
-    app.config.update(SECRET_KEY="k", SQLALCHEMY_DATABASE_URI="sqlite://")
+    app.config.update(SECRET_KEY="k", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'a.db'}")
     db = SQLAlchemy(app)
     yield app, TachesExtension(app, db)
     with app.app_context():

@@ -155,7 +155,7 @@ taches = TachesExtension()
 
 def create_app():
     app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///project.sqlite"
     app.config["TACHES_POLL"] = 1.0  # set in code: .env must not change it
     db.init_app(app)
     taches.init_app(app, db)
