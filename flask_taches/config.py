@@ -9,6 +9,7 @@ this list, in this order.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from .exceptions import ConfigurationError
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # "int", "float", "str", "bool", "list", "object"
+    kind: str  # "int", "float", "str", "bool", "list", "object", "json"
     default: Any
     doc: str
     optional: bool = False  # an empty environment value means None
@@ -106,6 +107,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TACHES_MAX_ATTEMPTS", "int", 1, "Attempts of a task added without max_attempts."),
     #: First retry delay in seconds; doubles each attempt, with jitter.
     Setting("TACHES_RETRY_DELAY", "float", 10.0, "First retry delay (s), doubled per attempt."),
+    #: Periodic tasks ``{name: {"method": ..., "cron": ... or "every": ..., ...}}``.
+    Setting(
+        "TACHES_SCHEDULE",
+        "json",
+        None,
+        "Periodic tasks: `{name: {method, cron or every, ...}}`.",
+        True,
+    ),
     #: Most seconds between two writes of logs/progress while a task runs.
     Setting("TACHES_FLUSH_INTERVAL", "float", 0.5, "Seconds between live writes of logs."),
     #: Most tasks one batch request of status.js may ask for.
@@ -203,6 +212,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "bool": _to_bool,
     "list": _to_list,
     "object": str,  # a dotted path, resolved where it is used
+    "json": json.loads,  # its errors are ValueErrors
 }
 
 

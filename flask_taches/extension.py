@@ -16,10 +16,11 @@ from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
 
-from . import config, eager
+from . import config, eager, scheduling
 from .decorators import decorate
 from .exceptions import ConfigurationError
 from .injection import Service
+from .methods import method_for
 from .models import ALL_TABLES
 from .service import TaskService, sessions
 from .state import AppState, Hooks, is_registered, register
@@ -57,6 +58,7 @@ class TachesExtension(TaskService):
             raise ConfigurationError(
                 f"TACHES_EXECUTOR={app.config['TACHES_EXECUTOR']!r}: use 'fork' or 'subprocess'"
             )
+        scheduling.from_config(app.config["TACHES_SCHEDULE"])  # refused here, in one line
         _attach_table(db)
         sessions.watch(app, db)
         register(app, self, AppState(app=app, db=db, hooks=self.hooks, service=self))
@@ -125,6 +127,36 @@ class TachesExtension(TaskService):
         from .web import blueprint
 
         return blueprint
+
+    # -- periodic tasks ---------------------------------------------------------------
+
+    def schedule(self, name: str, method: str | Callable[..., Any], **options: Any) -> None:
+        """Add ``method`` every slot of ``cron="0 3 * * *"`` (``tz=``) or ``every=SECONDS``.
+
+        Options: ``parametres``, ``signature`` (default: the name), ``queue``,
+        ``priority``, ``timeout``, ``max_attempts``, ``catch_up`` (default True:
+        after downtime the latest missed slot runs once), ``unique``. A bad
+        declaration is refused here; a method outside the allowed packages when
+        a manager starts (or ``flask taches schedules`` runs).
+        """
+        method_string = method if isinstance(method, str) else method_for(method)
+        self.hooks.schedules.add(scheduling.declare(name, method_string, **options))
+
+    def periodic(
+        self, cron: str | None = None, *, name: str | None = None, **options: Any
+    ) -> Callable[[F], F]:
+        """Decorator: ``@taches.periodic("0 3 * * *", tz="Europe/Paris")`` on a task function.
+
+        Takes :meth:`schedule`'s options (``every=SECONDS`` instead of a cron);
+        the schedule's name is the method string unless ``name`` is given.
+        """
+
+        def register(function: F) -> F:
+            method = method_for(function)
+            self.schedule(name or method, method, cron=cron, **options)
+            return function
+
+        return register
 
     # -- hooks ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, Protocol, cast
 from sqlalchemy import (
     JSON,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -88,6 +89,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+#: The generated ``live_key`` column (statuses are spelled out: the migration must
+#: compute the same, whatever later releases call them).
+LIVE_KEY_SQL = "CASE WHEN status IN ('WAITING', 'TO_RUN', 'RUNNING') THEN unique_key END"
+
+
+#: Text compared character for character, in the unique key too (MySQL and MariaDB's
+#: default collations would take "import-42" and "IMPORT-42" for one signature).
+ExactText = String(255).with_variant(
+    mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -153,6 +166,13 @@ class Tache(Base):
     #: Dotted paths called in the task's process once its end is recorded.
     on_success: Mapped[str | None] = mapped_column(String(255), nullable=True)
     on_failure: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The signature an ``add(..., unique=True)`` task holds while it is live.
+    unique_key: Mapped[str | None] = mapped_column(ExactText, nullable=True)
+    #: ``unique_key`` while the task is WAITING, TO_RUN or RUNNING, else NULL; computed
+    #: by the database, so no path that ends a task can forget to free the key.
+    live_key: Mapped[str | None] = mapped_column(
+        ExactText, Computed(LIVE_KEY_SQL, persisted=True), nullable=True
+    )
 
     __table_args__ = (
         # "Latest task of a signature": max(id) per signature is an index seek.
@@ -164,6 +184,8 @@ class Tache(Base):
         # Rescue scans RUNNING rows by heartbeat age.
         Index("ix_taches_heartbeat", "status", "heartbeat_at"),
         Index("ix_taches_next_id", "next_id"),
+        # One live task per unique signature: the database refuses a second one.
+        Index("uq_taches_live_key", "live_key", unique=True),
         # SQLite would hand a deleted task's id to the next insert otherwise, and a
         # late process of the deleted task would pass the new row's fence.
         {"sqlite_autoincrement": True},
@@ -293,6 +315,27 @@ class Tache(Base):
 #: The table itself, typed as a Core ``Table`` for statements built on it.
 taches_table = cast(Table, Tache.__table__)
 
+
+class TacheSchedule(Base):
+    """What the managers know of one schedule: the latest slot a task was added for.
+
+    A manager adds the task of a slot only if it moves ``last_slot`` forward, in the
+    same transaction (see :mod:`flask_taches.store.slots`): each slot of a schedule
+    gets one task, whichever managers see it, and never one older than the newest.
+    """
+
+    __tablename__ = "taches_schedules"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: When a manager first saw the schedule: slots before it are not missed.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_slot: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The task added for ``last_slot``.
+    last_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+schedules_table = cast(Table, TacheSchedule.__table__)
+
 #: "Next task to run": ``WHERE status = 'TO_RUN' ORDER BY priority DESC, run_at,
 #: id LIMIT n`` walks this index in its order and stops after n rows, whatever
 #: the backlog (the queue, when given, is a filter on the way). DESC is honoured
@@ -334,7 +377,7 @@ leases_table = Table(
 )
 
 #: Every table of the extension, in the order ``init-db`` creates them.
-ALL_TABLES = (taches_table, managers_table, leases_table)
+ALL_TABLES = (taches_table, managers_table, leases_table, schedules_table)
 
 
 def progress_percent(

@@ -20,6 +20,7 @@ from flask_sqlalchemy import SQLAlchemy
 from .exceptions import ConfigurationError
 from .injection import Service
 from .methods import MethodCheck
+from .scheduling import Defaults, Planned, ScheduleBook, planned
 
 if TYPE_CHECKING:
     from .service import TaskService
@@ -44,6 +45,8 @@ class Hooks:
     authorize: Callable[[Any, str], bool] | None = None
     #: ``(ids) -> None``: called once added tasks are committed (eager mode runs them).
     after_add: Callable[[Sequence[int]], None] | None = None
+    #: Periodic tasks declared in code (``schedule``, ``@periodic``).
+    schedules: ScheduleBook = field(default_factory=ScheduleBook)
 
 
 @dataclass
@@ -94,6 +97,17 @@ class AppState:
         """Where attached files live: ``TACHES_FOLDER`` or ``instance/taches``."""
         folder = self.config.get("TACHES_FOLDER")
         return Path(folder) if folder else Path(self.app.instance_path) / "taches"
+
+    def schedules(self) -> list[Planned]:
+        """The app's schedules (code and ``TACHES_SCHEDULE``), methods checked."""
+        cfg = self.config
+        defaults = Defaults(
+            cfg["TACHES_DEFAULT_QUEUE"], cfg["TACHES_MAX_ATTEMPTS"], cfg["TACHES_TIMEOUT"]
+        )
+        return planned(self.hooks.schedules, cfg["TACHES_SCHEDULE"], defaults, self._check_method)
+
+    def _check_method(self, method: str) -> None:
+        self.checked_methods.check(method, self.allowed_modules)
 
     def fichier_folder(self, tache_id: int) -> Path:
         """The folder of one task's attached file."""

@@ -44,6 +44,7 @@ from ..exceptions import no_such_task
 from ..methods import check_allowed
 from ..state import app_state
 from ..status import Status
+from ..store.unique import refused_when_held
 from .attempt import Attempt
 from .stopping import INTERRUPT_SIGNAL, TacheStopped
 
@@ -66,7 +67,8 @@ def run_one(tache_id: int, *, force: bool = False, verbosity: int = 0) -> Status
     if row is None:
         raise no_such_task(tache_id)
     check_allowed(row["method"], state.allowed_modules)
-    attempt = store.claim_one(tache_id, force=force, hostname=socket.gethostname())
+    with refused_when_held(tache_id):  # a forced run makes a finished task live again
+        attempt = store.claim_one(tache_id, force=force, hostname=socket.gethostname())
     return run_claimed(tache_id, attempt, verbosity=verbosity)
 
 

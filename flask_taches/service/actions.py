@@ -25,6 +25,7 @@ from ..exceptions import InvalidTache, TacheNotFound, no_such_task
 from ..models import Tache
 from ..state import app_state
 from ..status import FINISHED, Status
+from ..store.unique import refused_when_held
 from .files import remove_folder
 from .reading import get_visible
 from .sessions import release_for_store
@@ -45,11 +46,12 @@ def cancel(tache: Tache | int, *, who: str | None = None, check: bool = False) -
 
 
 def restart(tache: Tache | int, *, check: bool = False) -> None:
-    """Put a finished task back to TO_RUN."""
+    """Put a finished task back to TO_RUN (refused while another holds its unique signature)."""
     tache_id = task_id(tache)
     state = app_state()
     _release(state.db.session, tache_id, "restart", check)
-    state.store.restart(tache_id)
+    with refused_when_held(tache_id):
+        state.store.restart(tache_id)
     _refresh(tache)
 
 

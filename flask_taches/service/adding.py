@@ -24,14 +24,18 @@ from ..status import Status
 from .adopting import adopt, disown
 from .files import check_fichier, remove_folder, store_fichier
 from .new_rows import OWNER_UNSET, NewRow, NewRowRules, prepare
+from .unique import hold_signature, insert_rows
 
 
 def add_one(
     tache: Tache | str, *, owner: Any, fichier: Any, commit: bool, options: dict[str, Any]
 ) -> int:
-    """Insert one task (with its file, if any); its id."""
+    """Insert one task (with its file, if any); its id (the live one's, for a unique task)."""
     state = app_state()
+    unique = options.pop("unique", False)
     row = prepare(tache, NewRowRules.of(state), owner=owner, options=options)
+    if unique:
+        hold_signature(row)
     if fichier is not None:
         if row.fichier is not None:
             raise FichierRefused(
@@ -91,7 +95,11 @@ def save(
     adopted: list[Tache] = []
     store = state.store
     try:
-        ids = store.insert(conn, [row.values for row in rows])
+        ids, inserted = insert_rows(store, conn, rows)
+        if not inserted:  # a live task holds the unique signature: it is the answer
+            if commit:
+                session.commit()
+            return ids
         if chained:
             store.link_chain(conn, ids)
             for row, next_id in zip(rows, ids[1:], strict=False):

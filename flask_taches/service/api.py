@@ -29,7 +29,7 @@ from ..models import Tache
 from ..state import AppState, app_state
 from ..status import Status
 from ..store import Rescued, Store
-from . import actions, adding, groups, reading, rescue
+from . import actions, adding, groups, reading, rescue, schedules
 from .new_rows import OWNER_UNSET, NewRowRules
 
 
@@ -74,6 +74,10 @@ class TaskService:
         inserts, so the task is enqueued with the caller's own transaction.
         """
         return adding.add_one(tache, owner=owner, fichier=fichier, commit=commit, options=options)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """The periodic tasks: their declaration, the last slot added, the next one."""
+        return schedules.schedules()
 
     def add_many(self, taches: Iterable[Tache | str], *, commit: bool = True) -> list[int]:
         """Save many tasks in one transaction (the bulk form of :meth:`add`).

@@ -32,16 +32,16 @@ from .chains import ChainVerbs
 from .claims import ClaimVerbs
 from .fast import FastCompletion, warm_up
 from .forking import ForkVerbs
-from .inserting import InsertVerbs
 from .records import Asked, Beat
 from .reports import ReportVerbs
 from .restarts import RestartVerbs
+from .slots import SlotVerbs
 from .wakeups import WakeSource
 
 T = sql.T
 
 
-class Store(ForkVerbs, ClaimVerbs, ChainVerbs, InsertVerbs, ReportVerbs, RestartVerbs):
+class Store(ForkVerbs, ClaimVerbs, ChainVerbs, SlotVerbs, ReportVerbs, RestartVerbs):
     """Atomic operations on the table, for one database (see :func:`for_engine`)."""
 
     #: Whether the claim's SELECT takes row locks with ``FOR UPDATE SKIP LOCKED``.

@@ -31,6 +31,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import Null
 
@@ -90,6 +91,12 @@ class PostgresStore(Store):
             return super()._insert_one(conn, values, wake=False)
         params = {**values, "wake_channel": CHANNEL, "wake_queue": values["queue"]}
         return int(conn.execute(_INSERT_ONE_WAKE, params).scalar_one()), True
+
+    def _insert_if_free(self, conn: Connection, values: dict[str, Any]) -> int | None:
+        # Waits for a concurrent holder's transaction, aborts nothing of the caller's.
+        statement = pg_insert(taches_table).on_conflict_do_nothing(index_elements=["live_key"])
+        new_id = conn.execute(statement.returning(ID), values).scalar()
+        return None if new_id is None else int(new_id)
 
     def _insert_many(self, conn: Connection, params: list[dict[str, Any]]) -> list[int]:
         """One ``INSERT ... SELECT FROM unnest(...)`` for all the rows.

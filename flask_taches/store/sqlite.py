@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
@@ -79,6 +80,12 @@ class SQLiteStore(Store):
 
     def raw_begin(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
+
+    def _insert_if_free(self, conn: Connection, values: dict[str, Any]) -> int | None:
+        # No savepoint: the app's pysqlite connection may not have begun the transaction.
+        statement = sqlite_insert(taches_table).on_conflict_do_nothing().returning(sql.T.id)
+        new_id = conn.execute(statement, values).scalar()
+        return None if new_id is None else int(new_id)
 
     def before_fork(self) -> None:
         # A SQLite connection open across a fork shares its locking state with the

@@ -47,6 +47,7 @@ from .pids import PendingPids
 from .preloading import Preloader
 from .registry import Registration
 from .retention import Retention
+from .scheduling import Scheduler
 from .supervision import SupervisedChild
 from .wakeups import Wakeups
 
@@ -94,6 +95,7 @@ class Manager:
             poll=options.poll,
         )
         self.preloader = Preloader(self.store, state.allowed_modules)
+        self.scheduler = Scheduler(self.store, state.schedules())
         self.pids = PendingPids()
         self.claimed_count = 0
         self._stops = StopRequests()
@@ -185,6 +187,8 @@ class Manager:
             claiming = self._claiming(now, end)
             if not claiming and not self.children and not self.children.unsettled:
                 return
+            if claiming and now >= self.scheduler.due:
+                more = self.scheduler.add_due() > 0 or more
             free = opts.max_running - len(self.children)
             claimable = claiming and free > 0 and not self._gathering(free)
             if claimable and (more or reaped or now >= next_poll):
@@ -194,6 +198,8 @@ class Manager:
                 if got > 0:
                     continue
             wait = self._wait_for(now, end if claiming else None, next_check)
+            if claiming:
+                wait = min(wait, max(MIN_WAIT, self.scheduler.due - now))
             if claimable:
                 wait = min(wait, max(0.0, next_poll - now))
                 more = self.wakeups.wait_for_work(wait)

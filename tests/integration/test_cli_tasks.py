@@ -334,6 +334,7 @@ def test_init_db_creates_the_table_once(app_ctx: Flask) -> None:
         "table 'taches' is ready",
         "table 'taches_managers' is ready",
         "table 'taches_leases' is ready",
+        "table 'taches_schedules' is ready",
     ]
     assert {"taches", "taches_managers", "taches_leases"} <= set(
         inspect(db.engine).get_table_names()

@@ -26,10 +26,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "bool": ("yes", True),
     "list": (" a, b ,,c ", ["a", "b", "c"]),
     "object": ("myapp.auth:is_admin", "myapp.auth:is_admin"),
+    "json": ('{"n": {"every": 60}}', {"n": {"every": 60}}),
 }
 
 #: Values an environment variable of that kind must refuse.
-BAD_VALUES = {"int": "seven", "float": "1.5.2", "bool": "maybe"}
+BAD_VALUES = {"int": "seven", "float": "1.5.2", "bool": "maybe", "json": "{nightly"}
 
 
 def make_app(tmp_path: Path, **config: object) -> Flask:

@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "flask_taches"
 FORBIDDEN = {
     "store": {"service", "web", "cli", "worker", "runner", "extension"},
     "lifecycle": {"store", "service", "web", "cli", "worker", "runner", "extension", "state"},
+    "scheduling": {"store", "service", "web", "cli", "worker", "runner", "extension", "state"},
     "service": {"web", "cli", "worker", "runner"},
     "runner": {"worker", "service", "web", "cli", "extension"},
     "worker": {"service", "web", "cli", "extension"},

@@ -27,6 +27,7 @@ KIND_LABELS = {
     "bool": "bool",
     "list": "list (comma-separated)",
     "object": "callable or dotted path",
+    "json": "dict (JSON in the environment)",
 }
 
 
