@@ -40,6 +40,17 @@ DEMO_SETTINGS: dict[str, Any] = {
 db = SQLAlchemy()
 taches = TachesExtension()
 taches.register_service("catalogue", Catalogue.from_app)
+#: A periodic task that is also unique: the stock report every night at 03:00 in
+#: Paris, added by whichever manager runs then, and not again while one is live.
+#: ``flask --app sample_app taches schedules`` shows it.
+taches.schedule(
+    "nightly-stock-report",
+    "sample_app.services:ReportService.build",
+    cron="0 3 * * *",
+    tz="Europe/Paris",
+    parametres={"seconds": 1.0},
+    unique=True,
+)
 
 
 @taches.identity_loader
