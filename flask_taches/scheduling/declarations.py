@@ -18,6 +18,8 @@ from typing import Any
 from ..exceptions import ConfigurationError
 from .timing import Cron, Every, Timing
 
+#: The largest priority or attempt count an INTEGER column stores everywhere.
+MAX_INT = 2**31 - 1
 #: The keys of one ``TACHES_SCHEDULE`` entry (``method`` and ``cron`` or ``every`` among them).
 OPTIONS = (
     "method",
@@ -84,7 +86,7 @@ def declare(
             parametres=_parametres(parametres),
             signature=None if signature is None else _text("signature", signature),
             queue=None if queue is None else _text("queue", queue, 64),
-            priority=_integer("priority", priority),
+            priority=_priority(priority),
             timeout=_timeout(timeout),
             max_attempts=None if max_attempts is None else _attempts(max_attempts),
             catch_up=_flag("catch_up", catch_up),
@@ -181,9 +183,15 @@ def _integer(what: str, value: Any) -> int:
     return value
 
 
+def _priority(value: Any) -> int:
+    if abs(_integer("priority", value)) > MAX_INT:
+        raise ConfigurationError(f"priority must fit in 32 bits, not {value!r}")
+    return int(value)
+
+
 def _attempts(value: Any) -> int:
-    if _integer("max_attempts", value) < 1:
-        raise ConfigurationError("max_attempts must be at least 1")
+    if not 1 <= _integer("max_attempts", value) <= MAX_INT:
+        raise ConfigurationError(f"max_attempts must be from 1 to {MAX_INT}, not {value!r}")
     return int(value)
 
 

@@ -11,7 +11,8 @@ Each pass of the loop reaps and settles the children (:mod:`.children`),
 carries out the stops whose time has come (:mod:`.supervision`), writes the
 pids no claim took along (:mod:`.pids`), every ``min(TACHES_HEARTBEAT,
 sleep)`` compares the children with their rows and rescues the tasks no live
-manager looks after (:mod:`.orphans`), then claims or sleeps.
+manager looks after (:mod:`.orphans`), adds the tasks of the schedules'
+due slots (:mod:`.scheduling`), then claims or sleeps.
 
 SIGTERM or SIGINT stops the claiming; running tasks get ``TACHES_DRAIN_GRACE``
 seconds to finish (a second signal cuts it short), then SIGTERM, then SIGKILL

@@ -43,7 +43,8 @@ def utc(*args: int) -> datetime:
         ({"every": 0.5}, "schedule 'n': every must be at least 1 second"),
         ({"every": "60"}, "schedule 'n': every must be a number of seconds"),
         ({"every": 60, "parametres": {"x": object()}}, "schedule 'n': parametres must be JSON"),
-        ({"every": 60, "max_attempts": 0}, "schedule 'n': max_attempts must be at least 1"),
+        ({"every": 60, "max_attempts": 0}, "schedule 'n': max_attempts must be from 1 to"),
+        ({"every": 60, "priority": 2**31}, "schedule 'n': priority must fit in 32 bits"),
         ({"every": 60, "catch_up": "no"}, "schedule 'n': catch_up must be True or False"),
     ],
 )
