@@ -55,8 +55,8 @@ _INHERITED_POOLS: list[Any] = []
 class Prepared:
     """A statement compiled once for a dialect, then run on a bare DBAPI cursor."""
 
-    def __init__(self, statement: Any, dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None = None) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql: str = compiled.string
         self._positions: tuple[str, ...] | None = (
             tuple(compiled.positiontup or ()) if dialect.positional else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import JSON, Connection, bindparam, insert, null, update
@@ -21,6 +22,7 @@ from sqlalchemy.sql.dml import Insert
 from ..models import taches_table
 from ..status import Status
 from . import statements as sql
+from .fast_add import FastAdd
 
 ID = sql.T.id
 INSERT_ONE: Insert = insert(taches_table).returning(ID)
@@ -35,6 +37,11 @@ _SET_FICHIER = (
 
 class InsertVerbs:
     """Mixed into :class:`~flask_taches.store.base.Store`."""
+
+    @cached_property
+    def fast_add(self) -> FastAdd:
+        """``add()``'s fast path for one row (:mod:`.fast_add`)."""
+        return FastAdd(self)
 
     def notify_added(self, conn: Connection, queue: str) -> None:
         """Wake idle managers after a task became ready (PostgreSQL only; others poll)."""
@@ -57,12 +64,17 @@ class InsertVerbs:
             self.notify_added(conn, queue)
         return ids
 
+    def one_row(self, values: dict[str, Any], *, wake: bool) -> tuple[Insert, dict[str, Any], bool]:
+        """The INSERT ... RETURNING of one row, its parameters, and whether it wakes managers."""
+        return INSERT_ONE, values, False
+
     def _insert_one(
         self, conn: Connection, values: dict[str, Any], *, wake: bool
     ) -> tuple[int, bool]:
         """One row: its id, and whether the statement itself woke the managers."""
         if conn.dialect.insert_returning:
-            return int(conn.execute(INSERT_ONE, values).scalar_one()), False
+            statement, params, woken = self.one_row(values, wake=wake)
+            return int(conn.execute(statement, params).scalar_one()), woken
         return inserted_id(conn, values), False
 
     def _insert_many(self, conn: Connection, params: list[dict[str, Any]]) -> list[int]:

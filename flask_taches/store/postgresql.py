@@ -84,13 +84,11 @@ class PostgresStore(Store):
             text("SELECT pg_notify(:channel, :queue)"), {"channel": CHANNEL, "queue": queue}
         )
 
-    def _insert_one(
-        self, conn: Connection, values: dict[str, Any], *, wake: bool
-    ) -> tuple[int, bool]:
+    def one_row(self, values: dict[str, Any], *, wake: bool) -> tuple[Insert, dict[str, Any], bool]:
         if not wake:
-            return super()._insert_one(conn, values, wake=False)
+            return super().one_row(values, wake=False)
         params = {**values, "wake_channel": CHANNEL, "wake_queue": values["queue"]}
-        return int(conn.execute(_INSERT_ONE_WAKE, params).scalar_one()), True
+        return _INSERT_ONE_WAKE, params, True
 
     def _insert_if_free(self, conn: Connection, values: dict[str, Any]) -> int | None:
         # Waits for a concurrent holder's transaction, aborts nothing of the caller's.
