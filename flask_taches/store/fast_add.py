@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ..models import taches_table
 from .fast import Prepared
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class FastAdd:
 
     def __init__(self, store: InsertVerbs) -> None:
         self.store = store
-        self._prepared: dict[tuple[Any, ...], Prepared] = {}
+        self._prepared: dict[tuple[Any, ...], tuple[Prepared, dict[str, Any]] | None] = {}
 
     def insert(self, engine: Engine, values: dict[str, Any], *, wake: bool) -> int | None:
         """The id of the row, committed; None when the plain path must do it (nothing done)."""
@@ -46,10 +47,13 @@ class FastAdd:
             return None
         statement, params, _woken = self.store.one_row(values, wake=wake)
         key = (dialect, statement, tuple(params))
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = self._prepared[key] = Prepared(statement, dialect, list(params))
-        args = prepared.parameters(params)
+        if key not in self._prepared:
+            self._prepared[key] = self._prepare(statement, dialect, params)
+        found = self._prepared[key]
+        if found is None:
+            return None
+        prepared, defaults = found
+        args = prepared.parameters({**defaults, **params})
         error = dialect.loaded_dbapi.Error
         try:
             raw = engine.raw_connection()
@@ -73,3 +77,19 @@ class FastAdd:
             return tache_id
         finally:
             raw.close()
+
+    @staticmethod
+    def _prepare(
+        statement: Any, dialect: Any, params: dict[str, Any]
+    ) -> tuple[Prepared, dict[str, Any]] | None:
+        """The statement compiled for these keys, and the Python-side column defaults it
+        needs (SQLAlchemy computes those at execution); None if one is not a plain value."""
+        defaults = {}
+        for column in taches_table.c:
+            default = column.default
+            if column.key in params or default is None:
+                continue
+            if not getattr(default, "is_scalar", False):
+                return None  # a callable or a sequence: the plain path computes it
+            defaults[column.key] = default.arg  # type: ignore[attr-defined]
+        return Prepared(statement, dialect, [*params, *defaults]), defaults
