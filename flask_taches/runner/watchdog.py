@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..clock import utcnow
+from ..clock import as_utc, utcnow
 from ..status import Status
 from ..store import Store
 from .live import LiveRecorder
@@ -166,7 +166,9 @@ class Watchdog(threading.Thread):
         if not beat.owned:
             watched.stops.request_stop(fenced_out(watched.attempt))
         elif asker is not None:
-            now = utcnow().isoformat(timespec="seconds")
+            # When the cancel was asked, not when this beat noticed it.
+            asked = as_utc(beat.cancel_asked_at) if beat.cancel_asked_at else utcnow()
+            at = asked.isoformat(timespec="seconds")
             watched.stops.request_stop(
-                Stop(Status.CANCELLED, f"cancelled by {asker} at {now}", "warning")
+                Stop(Status.CANCELLED, f"cancelled by {asker} at {at}", "warning")
             )

@@ -20,6 +20,7 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from flask_taches import InvalidTransition, MethodRefused, Status, Tache, TacheNotFound
+from flask_taches.clock import utcnow
 from flask_taches.models import taches_table
 from flask_taches.runner import run_claimed, run_one
 from tests import polling, tasks
@@ -360,6 +361,28 @@ def test_cancel_stops_a_running_task(db_ctx: Flask) -> None:
     assert stored["status"] == Status.CANCELLED
     assert stored["logs"][-1]["message"].startswith("cancelled by ann at ")
     assert "slow task ends" not in messages(tache_id)
+
+
+@pytest.mark.taches_config(TACHES_HEARTBEAT=2.5, TACHES_FLUSH_INTERVAL=0.05)
+def test_the_cancel_log_says_when_the_cancel_was_asked_not_when_a_beat_saw_it(
+    db_ctx: Flask,
+) -> None:
+    tache_id = taches.add("tests.tasks:slow", parametres={"seconds": WAIT})
+    asked: list[datetime] = []
+
+    def cancel() -> None:
+        wait_for(lambda: started(tache_id))
+        asked.append(utcnow().replace(microsecond=0))
+        taches.cancel(tache_id, who="ann")
+        asked.append(utcnow())
+
+    thread, _ = in_thread(db_ctx, cancel)
+    assert run_one(tache_id) is Status.CANCELLED
+    thread.join()
+    message = row(tache_id)["logs"][-1]["message"]
+    logged = datetime.fromisoformat(message.removeprefix("cancelled by ann at "))
+    # The next beat came up to 2.5 s later; the log keeps the time of the ask.
+    assert asked[0] <= logged <= asked[1], (asked, message)
 
 
 def test_a_timeout_fails_the_task(app_ctx: Flask) -> None:
