@@ -168,7 +168,20 @@ def end_attempt(
                 f"{row.max_attempts} was its last: FAILED"
             )
             return _final(row, Status.FAILED, (log_entry("error", note, now),))
+    if ended is Status.COMPLETED and row.cancel_requested_at is not None:
+        return _final(row, ended, (_too_late(row, now),))
     return _final(row, ended, ())
+
+
+def _too_late(row: Running, now: datetime) -> LogEntry:
+    """The cancel asked of an attempt that completed before acting on it."""
+    asked = row.cancel_requested_at
+    when = asked.isoformat(timespec="seconds") if asked is not None else "?"
+    note = (
+        f"cancel asked by {row.cancel_requested_by or NOBODY} at {when} came too late: "
+        f"attempt {row.attempts} had completed first"
+    )
+    return log_entry("warning", note, now)
 
 
 def _final(row: Running, status: Status, entries: tuple[LogEntry, ...]) -> EndPlan:

@@ -110,13 +110,17 @@ def test_a_cancel_wins_even_when_no_retry_was_possible() -> None:
 
 
 def test_a_completed_attempt_stays_completed_even_with_a_cancel_asked() -> None:
-    plan = end(running(cancel_requested_at=NOW, cancel_requested_by="bob"), Status.COMPLETED)
-    assert (plan.status, plan.entries, plan.run_at, plan.chain) == (
-        Status.COMPLETED,
-        (),
-        None,
-        None,
-    )
+    row = running(attempts=1, cancel_requested_at=NOW, cancel_requested_by="bob")
+    plan = end(row, Status.COMPLETED)
+    assert (plan.status, plan.run_at, plan.chain) == (Status.COMPLETED, None, None)
+    # The log says the cancel came too late, and when it was asked.
+    assert [(e["level"], e["message"]) for e in plan.entries] == [
+        (
+            "warning",
+            f"cancel asked by bob at {NOW.isoformat(timespec='seconds')} came too late: "
+            "attempt 1 had completed first",
+        )
+    ]
 
 
 @pytest.mark.parametrize("ended", [Status.FAILED, Status.INTERRUPTED])
