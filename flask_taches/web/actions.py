@@ -62,7 +62,7 @@ def _action_view(action: str) -> Callable[[int], Any]:
 
     view.__name__ = action
     view.__doc__ = f"POST: {action} one task (CSRF token required)."
-    return http_errors(view)
+    return csrf.checks_its_own(http_errors(view))
 
 
 for _name in ONE_TASK_ACTIONS:

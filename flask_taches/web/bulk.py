@@ -69,7 +69,7 @@ def _bulk_view(endpoint: str, action: str) -> Callable[[], Any]:
 
     view.__name__ = endpoint
     view.__doc__ = f"POST: {action} every task the posted filter selects (CSRF token required)."
-    return http_errors(view)
+    return csrf.checks_its_own(http_errors(view))
 
 
 for _path, _endpoint, _action in BULK_ROUTES:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, request, session
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -26,6 +28,8 @@ SESSION_KEY = "_taches_csrf"
 SALT = "flask-taches-csrf"
 MAX_AGE = 24 * 3600  # seconds a signed token stays valid (the session binds it too)
 _TOKEN_KEY = "flask_taches.csrf_token"  # one token per request, kept in its environ
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CSRFError(TacheError):
@@ -109,6 +113,25 @@ def _check_own() -> None:
         raise CSRFError("the CSRF token is invalid or expired: reload the page") from None
     if not isinstance(value, str) or not hmac.compare_digest(value, expected):
         raise CSRFError("the CSRF token does not belong to this session: reload the page")
+
+
+#: The views Flask-WTF's ``CSRFProtect`` lets through (``module.function``, as it names
+#: them): the batch, a read; and the actions, which check the token themselves with
+#: :func:`check` (Flask-WTF's own check when it is there), so that a refused token
+#: answers JSON to a JSON client, where Flask-WTF's ``before_request`` would answer HTML.
+OWN_CHECK: set[str] = set()
+
+
+def checks_its_own(view: F) -> F:
+    """Mark a view of the blueprint as one Flask-WTF leaves to :func:`check`."""
+    OWN_CHECK.add(f"{view.__module__}.{view.__name__}")
+    return view
+
+
+def exempt_own_checks() -> None:
+    """:func:`exempt_from_wtf` for every view of :data:`OWN_CHECK`."""
+    for path in sorted(OWN_CHECK):
+        exempt_from_wtf(path)
 
 
 def exempt_from_wtf(endpoint_path: str) -> None:

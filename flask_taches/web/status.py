@@ -125,17 +125,17 @@ def find_batch(
     return found, missing_ids, missing_signatures
 
 
-#: How Flask-WTF names the batch view (``module.function``), to exempt it.
-BATCH_VIEW_PATH = f"{batch_status.__module__}.{batch_status.__name__}"
+#: The POST batch is a read: Flask-WTF's ``CSRFProtect`` lets it through.
+csrf.checks_its_own(batch_status)
 
 
 @blueprint.before_app_request
-def _exempt_batch_from_wtf() -> None:
-    """The POST batch is a read: let Flask-WTF's ``CSRFProtect`` through (see :mod:`.csrf`)."""
-    csrf.exempt_from_wtf(BATCH_VIEW_PATH)
+def _exempt_from_wtf() -> None:
+    """Flask-WTF set up after flask-taches exempts them too (see :mod:`.csrf`)."""
+    csrf.exempt_own_checks()
 
 
 @blueprint.record_once
 def _on_register(setup: Any) -> None:
     with setup.app.app_context():
-        csrf.exempt_from_wtf(BATCH_VIEW_PATH)
+        csrf.exempt_own_checks()

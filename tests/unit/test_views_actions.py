@@ -254,6 +254,22 @@ def test_with_flask_wtf_a_missing_token_is_400(wtf_app: Flask) -> None:
     assert tache is not None and tache.status == Status.TO_RUN
 
 
+@pytest.mark.parametrize("path", ["/taches/{id}/cancel", "/taches/cancel-all"])
+def test_with_flask_wtf_a_refused_token_answers_json_to_json_clients(
+    wtf_app: Flask, path: str
+) -> None:
+    tache_id = make(wtf_app)
+    client = wtf_app.test_client()
+    csrf_token(client)
+    for headers in (JSON, {**JSON, "X-CSRFToken": "forged"}):
+        response = client.post(path.format(id=tache_id), headers=headers)
+        assert response.status_code == 400
+        assert response.is_json, response.get_data(as_text=True)
+        assert "CSRF" in response.get_json()["error"]
+    tache = read(wtf_app, tache_id)
+    assert tache is not None and tache.status == Status.TO_RUN
+
+
 def test_with_flask_wtf_checked_by_us_when_its_default_check_is_off(app: Flask) -> None:
     csrf_module = pytest.importorskip("flask_wtf.csrf")
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
