@@ -281,7 +281,7 @@ def test_method_and_signature_match_by_prefix_and_literally(app: Flask) -> None:
 
 
 def test_row_columns_run_at_attempts_duration(app: Flask) -> None:
-    later = make(app, run_at=NOW + timedelta(hours=3))
+    later = make(app, run_at=utcnow() + timedelta(hours=3, seconds=10))
     done = make(
         app, status="COMPLETED", started_at=NOW - timedelta(seconds=40), ended_at=NOW, attempts=2
     )
