@@ -411,40 +411,30 @@ def print_targets(systems: list[System], limits: dict[str, list[float]]) -> None
             f"RQ latency p50 / fork latency p50, {db}", fig(rq, "p50"), fig(mine, "p50"), ">= 1.0"
         )
     pool_pg, pool_sqlite = "flask-taches pool, PostgreSQL", "flask-taches pool, SQLite"
+    peers = [
+        (pool_pg, "Celery prefork (long-lived pool)", ">= 1.0"),
+        (pool_pg, "Procrastinate (PostgreSQL, in-process)", ">= 1.0"),
+        (pool_sqlite, "Huey SqliteHuey (long-lived processes)", ">= 0.5"),
+    ]
     for c in (2, 4):
-        ratio(
-            f"pool drain c={c} / Celery prefork, PostgreSQL",
-            fig(pool_pg, f"drain{c}"),
-            fig("Celery prefork (long-lived pool)", f"drain{c}"),
-            ">= 1.0",
-        )
-        ratio(
-            f"pool drain c={c} / Procrastinate, PostgreSQL",
-            fig(pool_pg, f"drain{c}"),
-            fig("Procrastinate (PostgreSQL, in-process)", f"drain{c}"),
-            ">= 1.0",
-        )
-        ratio(
-            f"pool drain c={c} / Huey, SQLite",
-            fig(pool_sqlite, f"drain{c}"),
-            fig("Huey SqliteHuey (long-lived processes)", f"drain{c}"),
-            ">= 0.5",
-        )
-    ratio(
-        "add() / Huey enqueue, SQLite (both synchronous=FULL)",
+        for mine, peer, goal in peers:
+            label = f"{mine.removeprefix('flask-taches ')} drain c={c} / {peer.split(' (')[0]}"
+            ratio(label, fig(mine, f"drain{c}"), fig(peer, f"drain{c}"), goal)
+    sqlite_add, pg_add = (
         fig("flask-taches fork, SQLite", "enqueue"),
-        fig("Huey SqliteHuey (long-lived processes)", "enqueue"),
-        ">= 1.0",
+        fig("flask-taches fork, PostgreSQL", "enqueue"),
     )
+    huey = fig("Huey SqliteHuey (long-lived processes)", "enqueue")
+    ratio("add() / Huey enqueue, SQLite (both synchronous=FULL)", sqlite_add, huey, ">= 1.0")
     ratio(
         "add() / bare INSERT+COMMIT, PostgreSQL",
-        fig("flask-taches fork, PostgreSQL", "enqueue"),
+        pg_add,
         limit("PostgreSQL INSERT+COMMIT"),
         ">= 0.8",
     )
     ratio(
         "add() / bare INSERT+COMMIT FULL, SQLite",
-        fig("flask-taches fork, SQLite", "enqueue"),
+        sqlite_add,
         limit("SQLite INSERT+COMMIT FULL"),
         "(none)",
     )
