@@ -1,63 +1,94 @@
-"""The extension's own Alembic branch, wired into Flask-Migrate.
+"""The extension's schema: its own Alembic history, and Flask-Migrate's commands around it.
 
-flask-taches ships its schema as Alembic revisions in :data:`VERSIONS_DIR`, on a
-branch of its own (label ``taches``, base ``down_revision = None``). After the
-application's ``flask db init``, ``flask db upgrade`` applies them together with
-the application's own revisions, whichever of ``Migrate(app, db)`` and
-``taches.init_app(app)`` ran first:
+flask-taches' revisions form a history of their own (:mod:`.history`: ``env.py``
+and ``versions/`` here, applied revision in ``taches_alembic_version``) that
+never joins the application's: a release that adds a revision cannot give the
+application's history a second head, and neither history's downgrade touches
+the other's tables. :func:`upgrade` applies it; ``flask taches upgrade`` and
+``init-db`` call it, and so does ``flask db upgrade``:
 
-- a Flask-Migrate configure callback adds :data:`VERSIONS_DIR` to Alembic's
-  ``version_locations``, after the application's own versions folder (kept
-  first), with a ``path_separator`` so Alembic splits the list as we joined it;
-- new revisions (``flask db migrate`` / ``flask db revision``) always go to the
-  application's folder, never into the installed package, even when the newest
-  revision they build on is ours.
+- a Flask-Migrate configure callback (registered as soon as both extensions are
+  on the app, whichever of ``Migrate(app, db)`` and ``taches.init_app(app)`` ran
+  first) upgrades the extension's history first when the command is an upgrade
+  (``flask db upgrade``, or ``flask_migrate.upgrade()`` in code), and writes its
+  SQL first for ``--sql``;
+- autogenerate (``flask db migrate``, ``flask db check``) leaves the extension's
+  tables and its version table out of the application's revisions;
+- an application that went through 0.1.0's branch keeps a whole history
+  (:mod:`.old_branch`), and new revisions always go to its own folder.
 
-The callback is registered on the ``Migrate`` object as soon as both extensions
-are on the app: at ``init_app`` when Flask-Migrate came first, otherwise when the
-first app context is pushed (every ``flask db`` command pushes one).
-
-Without Flask-Migrate, the same effect in a plain ``alembic.ini``::
-
-    path_separator = os
-    version_locations = %(here)s/versions:<output of `flask taches migrations-dir`>
+Without Flask-Migrate, run ``flask taches upgrade`` beside your own Alembic.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import click
 from flask import Flask, appcontext_pushed, current_app
 
-from ..state import is_registered
+from ..models import Base
+from ..state import app_state, is_registered
+from . import old_branch
+from .history import MAIN_TABLE, SCRIPT_DIR, VERSION_TABLE, Report, record_create_all
+from .history import upgrade as upgrade_history
 
 if TYPE_CHECKING:
     # Only Flask-Migrate's commands hand us a Config; a manager that forks a
     # child per task is cheaper without Alembic's modules in its memory.
     from alembic.config import Config
+    from sqlalchemy.engine import Engine
 
 #: The extension's revisions (files shipped in the package, not a Python package).
-VERSIONS_DIR = Path(__file__).resolve().parent / "versions"
+VERSIONS_DIR = SCRIPT_DIR / "versions"
 
 #: Alembic's names for the separators of ``version_locations``.
 _SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
 
-#: Marks our ``process_revision_directives`` wrapper, and keeps what it wraps.
+#: Marks our wrappers of Flask-Migrate's configure arguments, and keeps what they wrap.
 _WRAPPED = "_taches_wrapped"
+
+#: How far up the stack Flask-Migrate's ``upgrade`` may be from our callback.
+_UPGRADE_FRAME_DEPTH = 8
 
 # Alembic's own logger, so the message shows where Flask-Migrate's would.
 logger = logging.getLogger("alembic.env")
 
 
 def init_app(app: Flask) -> None:
-    """Make Flask-Migrate's commands see the extension's revisions on ``app``."""
+    """Make Flask-Migrate's commands see the extension's revisions on ``app``, and
+    ``db.create_all()`` record the revision it builds."""
+    for table in app_state(app).db.metadata.tables.values():
+        if table.name == MAIN_TABLE:
+            record_create_all(table)
     _register_callback(app)
     # Migrate may be initialised after us: catch it when a command pushes a context.
     appcontext_pushed.connect(_on_app_context, app)
+
+
+def upgrade(app: Flask | None = None, *, report: Report | None = None) -> str:
+    """Bring the extension's tables to this release's schema; returns the revision.
+
+    Where the application uses Flask-Migrate, also finish the move away from
+    0.1.0's branch in its history (see :mod:`.old_branch`).
+    """
+    app = app or current_app
+    engine = app_state(app).store.engine
+    revision = upgrade_history(engine, report=report)
+    migrate = app.extensions.get("migrate")
+    if migrate is not None:
+        from alembic.config import Config
+
+        config = Config(os.path.join(migrate.directory, "alembic.ini"))
+        config.set_main_option("script_location", migrate.directory)
+        _settle_old_branch(engine, config, migrate.configure_args, forget=True)
+    return revision
 
 
 def _on_app_context(app: Flask, **_: Any) -> None:
@@ -73,28 +104,89 @@ def _register_callback(app: Flask) -> None:
 
 
 def configure_alembic(config: Config) -> Config:
-    """Flask-Migrate configure callback: add our versions folder to ``config``.
+    """Flask-Migrate configure callback, run by every ``flask db`` command.
 
     A ``Migrate`` object may serve apps that do not use flask-taches: those are
     left alone.
     """
     if not is_registered(current_app):
         return config
-    own = application_locations(config)
-    separator = _separator(config)
-    _set_option(config, "version_locations", separator.join([*own, str(VERSIONS_DIR)]))
+    configure_args = current_app.extensions["migrate"].configure_args
+    upgrading = _flask_migrate_upgrade()
+    if upgrading is not None:
+        _upgrade_first(sql=bool(upgrading.get("sql")))
+    engine = app_state().store.engine
+    forget = upgrading is not None and not upgrading.get("sql")
+    if _settle_old_branch(engine, config, configure_args, forget=forget):
+        locations = [*application_locations(config), str(old_branch.OLD_BRANCH_DIR)]
+        _set_option(config, "version_locations", _separator(config).join(locations))
     if config.get_main_option("revision_environment") is None:
         # `flask db revision` runs env.py too, so the hook below decides where it goes.
         config.set_main_option("revision_environment", "true")
-    _install_revision_hook(current_app.extensions["migrate"].configure_args, own[0])
+    _install_revision_hook(configure_args, application_locations(config)[0])
+    _install_autogenerate_filter(configure_args)
     return config
+
+
+def _upgrade_first(*, sql: bool) -> None:
+    """The extension's history, before the application's ``flask db upgrade``."""
+    from .history import sql_script
+
+    engine = app_state().store.engine
+    if sql:
+        sql_script(engine)
+    else:
+        upgrade_history(engine, report=lambda line: click.echo(line, err=True))
+
+
+def _settle_old_branch(
+    engine: Engine, config: Config, configure_args: MutableMapping[str, Any], *, forget: bool
+) -> bool:
+    """Whether the application's history needs 0.1.0's revision as a no-op stand-in.
+
+    Its revisions building on it need it; a record of it in its version table
+    needs it too, until an upgrade (``forget``) deletes that record.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if old_branch.built_on(application_locations(config)):
+        return True
+    version_table = configure_args.get("version_table", "alembic_version")
+    schema = configure_args.get("version_table_schema")
+    try:
+        with engine.begin() as connection:
+            if not old_branch.recorded(connection, version_table, schema):
+                return False
+            if forget:
+                old_branch.forget(connection, version_table, schema)
+                return False
+            return True
+    except SQLAlchemyError:
+        return False  # no database yet (`flask db init`): nothing recorded in it
+
+
+def _flask_migrate_upgrade() -> dict[str, Any] | None:
+    """The arguments of Flask-Migrate's ``upgrade`` when it is what asked for the
+    config (the configure callback is not told which command runs), else ``None``."""
+    import flask_migrate
+
+    code = getattr(getattr(flask_migrate.upgrade, "__wrapped__", None), "__code__", None)
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_UPGRADE_FRAME_DEPTH):
+        if frame is None or code is None:
+            return None
+        if frame.f_code is code:
+            return dict(frame.f_locals)
+        frame = frame.f_back
+    return None
 
 
 def application_locations(config: Config) -> list[str]:
     """The application's own version folders: its ``version_locations``, else
     ``<script_location>/versions`` (Alembic's default), ours left out."""
     listed = config.get_version_locations_list() or []
-    own = [location for location in listed if not _same_path(location, VERSIONS_DIR)]
+    theirs = (VERSIONS_DIR, old_branch.OLD_BRANCH_DIR)
+    own = [location for location in listed if not any(_same_path(location, t) for t in theirs)]
     if own:
         return own
     script_location = config.get_main_option("script_location") or "migrations"
@@ -121,7 +213,8 @@ def _set_option(config: Config, name: str, value: str) -> None:
 
 
 def _install_revision_hook(configure_args: MutableMapping[str, Any], own_versions: str) -> None:
-    """Wrap ``process_revision_directives`` so new revisions go to ``own_versions``."""
+    """Wrap ``process_revision_directives`` so new revisions go to ``own_versions``
+    (0.1.0's stand-in may be the revision they build on)."""
     previous = configure_args.get("process_revision_directives")
     previous = getattr(previous, _WRAPPED, previous)  # ours from an earlier command
 
@@ -146,6 +239,23 @@ def _skip_empty_autogenerate(context: Any, directives: list[Any]) -> None:
     if autogenerate and directives and directives[0].upgrade_ops.is_empty():
         directives[:] = []
         logger.info("No changes in schema detected.")
+
+
+def _install_autogenerate_filter(configure_args: MutableMapping[str, Any]) -> None:
+    """Wrap ``include_object`` so autogenerate never writes the extension's tables into
+    the application's revisions (their schema is the extension's history's), from the
+    models' side (``include_name`` sees only the database's) nor the database's."""
+    previous = configure_args.get("include_object")
+    previous = getattr(previous, _WRAPPED, previous)
+    own_tables = {*Base.metadata.tables, VERSION_TABLE}
+
+    def include_object(obj: Any, name: str | None, type_: str, *args: Any) -> bool:
+        if type_ == "table" and name in own_tables:
+            return False
+        return previous is None or bool(previous(obj, name, type_, *args))
+
+    setattr(include_object, _WRAPPED, previous)
+    configure_args["include_object"] = include_object
 
 
 def _same_path(location: str, folder: Path) -> bool:

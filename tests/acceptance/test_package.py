@@ -34,7 +34,9 @@ DATA_FOLDERS = ("templates", "static", "migrations")
 REQUIRED = (
     "flask_taches/py.typed",
     "flask_taches/static/status.js",
+    "flask_taches/migrations/env.py",
     "flask_taches/migrations/versions/taches_0001_create_taches.py",
+    "flask_taches/migrations/old_branch_versions/taches_0001_moved.py",
 )
 SDIST_EXTRAS = ("README.md", "CHANGES.md", "LICENSE", "pyproject.toml", "MANIFEST.in")
 
@@ -166,7 +168,7 @@ USE_INSTALLED = textwrap.dedent(
 
     import flask_taches
     from flask_taches import TachesExtension
-    from flask_taches.migrations import VERSIONS_DIR
+    from flask_taches.migrations import VERSIONS_DIR, upgrade
 
     app = Flask("installed")
     app.config.update(SQLALCHEMY_DATABASE_URI="sqlite:///installed.sqlite", SECRET_KEY="x")
@@ -177,6 +179,8 @@ USE_INSTALLED = textwrap.dedent(
         with app.test_request_context():
             page = render_template_string("{{ taches_script() }}")
             template = app.jinja_env.get_or_select_template("taches/_status.html")
+    with app.app_context():
+        revision = upgrade()  # the shipped env.py and revisions, run
     print(json.dumps({
         "package": flask_taches.__file__,
         "status_js": script.status_code,
@@ -184,6 +188,7 @@ USE_INSTALLED = textwrap.dedent(
         "template": template.filename,
         "migrations": sorted(p.name for p in Path(VERSIONS_DIR).glob("*.py")),
         "versions_dir": str(VERSIONS_DIR),
+        "revision": revision,
     }))
     script.close()
     """
@@ -221,3 +226,4 @@ def test_the_installed_wheel_serves_its_templates_script_and_migrations(
     assert Path(seen["template"]).is_relative_to(target)
     assert Path(seen["versions_dir"]).is_relative_to(target)
     assert "taches_0001_create_taches.py" in seen["migrations"]
+    assert seen["revision"].startswith("taches_")
