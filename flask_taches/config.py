@@ -29,7 +29,7 @@ class Setting:
 
 
 #: The ways a manager may start a task's process (``TACHES_EXECUTOR``, ``start --executor``).
-EXECUTORS = ("fork", "subprocess")
+EXECUTORS = ("fork", "pool", "subprocess")
 _DEFAULT_EXECUTOR = "subprocess" if sys.platform == "win32" else "fork"
 
 SETTINGS: tuple[Setting, ...] = (
@@ -58,8 +58,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TACHES_MAX", "int", 5, "Most tasks RUNNING at once, all managers together."),
     #: How often an idle manager looks for new work when no NOTIFY wakes it.
     Setting("TACHES_POLL", "float", 0.2, "Seconds between polls of an idle manager."),
-    #: How the manager isolates a task: ``fork`` or ``subprocess``.
-    Setting("TACHES_EXECUTOR", "str", _DEFAULT_EXECUTOR, "`fork` or `subprocess`."),
+    #: How the manager isolates a task: ``fork``, ``pool`` or ``subprocess``.
+    Setting("TACHES_EXECUTOR", "str", _DEFAULT_EXECUTOR, "`fork`, `pool` or `subprocess`."),
+    #: Tasks one child of the pool executor runs before it is replaced.
+    Setting(
+        "TACHES_MAX_TASKS_PER_CHILD",
+        "int",
+        1000,
+        "Tasks a child of the `pool` executor runs before a fresh one replaces it.",
+    ),
+    #: Megabytes of resident memory a pool child may gain before it is replaced.
+    Setting(
+        "TACHES_MAX_MEMORY_PER_CHILD",
+        "int",
+        None,
+        "MB of resident memory a `pool` child may gain since its fork before it is replaced.",
+        optional=True,
+    ),
     #: Queues a manager serves by default (comma list; empty means all).
     Setting("TACHES_QUEUES", "list", None, "Queues a manager serves; default: all.", True),
     #: Queue given to tasks added without one.

@@ -26,8 +26,9 @@ SIGKILL = int(getattr(signal, "SIGKILL", signal.SIGTERM))
 
 Handler = Callable[[int, "FrameType | None"], Any]
 
-#: How far from its claim a task's process may have started and still be it, in
-#: seconds: ``run ID`` starts before it claims, an executor just after.
+#: How long after its claim a task's process may have started and still be it, in
+#: seconds: an executor starts it just after the claim (``run ID`` and a pool's
+#: child, before).
 START_SLACK = 120.0
 
 
@@ -48,10 +49,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def started_near(pid: int, when: datetime, slack: float = START_SLACK) -> bool | None:
-    """Did process ``pid`` start within ``slack`` s of ``when``? None if unknowable.
+    """Did process ``pid`` start before ``when`` + ``slack`` s? None if unknowable.
 
     A pid is reused once its process is gone; a process that started long
-    after the task was claimed is somebody else, and must never be killed for it.
+    after the task was claimed is somebody else, and must never be killed for
+    it. One that started before the claim and still lives was alive all along
+    under that pid, so it is the task's (``run ID``, a pool executor's child).
     """
     stat = _proc_stat(pid)
     boot = _boot_time()
@@ -62,7 +65,7 @@ def started_near(pid: int, when: datetime, slack: float = START_SLACK) -> bool |
     except (IndexError, ValueError):
         return None
     started = boot + ticks / os.sysconf("SC_CLK_TCK")
-    return abs(started - as_utc(when).timestamp()) <= slack
+    return started - as_utc(when).timestamp() <= slack
 
 
 def signal_group(pid: int, signum: int) -> bool:

@@ -59,6 +59,20 @@ def record(path: str, tache: Tache) -> None:
     _append(path, f"{tache.id}\n")
 
 
+def record_pid(path: str, tache: Tache) -> None:
+    """Append the task's id and the pid of the process it ran in."""
+    _append(path, f"{tache.id} {os.getpid()}\n")
+
+
+_KEPT: list[bytes] = []
+
+
+def grow(path: str, tache: Tache, megabytes: int) -> None:
+    """Keep ``megabytes`` of touched memory for the life of the process (a leak)."""
+    _KEPT.append(b"\x01" * (megabytes * 1024 * 1024))
+    record_pid(path, tache)
+
+
 def exit_abruptly(code: int = 3) -> None:
     """Leave without recording an end (as a C extension calling exit() would)."""
     os._exit(code)

@@ -45,10 +45,17 @@ from ..methods import check_allowed
 from ..state import app_state
 from ..status import Status
 from ..store.unique import refused_when_held
-from .attempt import Attempt
+from .attempt import Attempt, Ran
 from .stopping import INTERRUPT_SIGNAL, TacheStopped
 
-__all__ = ["INTERRUPT_SIGNAL", "TacheStopped", "run_claimed", "run_one"]
+__all__ = [
+    "INTERRUPT_SIGNAL",
+    "Ran",
+    "TacheStopped",
+    "run_claimed",
+    "run_claimed_reporting",
+    "run_one",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +96,22 @@ def run_claimed(
     for the task: the manager records that process's pid, so nothing is read
     or written before the task runs (every later write is fenced as usual).
     """
+    return run_claimed_reporting(tache_id, attempt, verbosity=verbosity, row=row).status
+
+
+def run_claimed_reporting(
+    tache_id: int,
+    attempt: int,
+    *,
+    verbosity: int = 0,
+    row: Mapping[str, Any] | None = None,
+) -> Ran:
+    """:func:`run_claimed`, also saying whether the task was stopped (a pool child asks)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     store = app_state(app).store
     console = Console(verbosity) if verbosity > 0 else None
     if row is not None:
-        return Attempt(app, store, row, attempt, console, mark=False).run()
+        return Attempt(app, store, row, attempt, console, mark=False).run_reporting()
     row = store.get_row(tache_id)  # no write lock: SQLite writers are busy beating
     if row is None or row["status"] != Status.RUNNING.value or row["attempts"] != attempt:
         logger.warning(
@@ -102,5 +120,5 @@ def run_claimed(
             attempt,
             extra={"action": "fenced", "tache_id": tache_id},
         )
-        return None
-    return Attempt(app, store, row, attempt, console).run()
+        return Ran(None)
+    return Attempt(app, store, row, attempt, console).run_reporting()

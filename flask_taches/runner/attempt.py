@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
@@ -36,6 +37,17 @@ from .stopping import StopState, signal_handlers
 from .watchdog import Timings, Watchdog, WatchedAttempt
 
 logger = logging.getLogger("flask_taches.runner")
+
+
+@dataclass(frozen=True)
+class Ran:
+    """How one attempt run by :meth:`Attempt.run_reporting` ended, for its process."""
+
+    #: The status stored at the end, as :meth:`Attempt.run` returns it.
+    status: Status | None
+    #: Something stopped the task (its timeout, a cancel, a signal, fencing): a
+    #: process that runs tasks one after another must not take another.
+    stopped: bool = False
 
 
 class Attempt:
@@ -75,6 +87,11 @@ class Attempt:
         self.started = time.monotonic()
         #: ``@taches.task``'s options of the task's function, once resolved.
         self.options: TaskOptions | None = None
+
+    def run_reporting(self) -> Ran:
+        """:meth:`run`, and whether a stop was decided for the task."""
+        status = self.run()
+        return Ran(status, stopped=self.stops.stop is not None)
 
     def run(self) -> Status | None:
         if self.mark and not self.store.record_start(

@@ -19,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..clock import utcnow
 from ..store import Store
 from .endings import how_they_ended
-from .executors import describe_exit
 from .log import logger
 from .options import ManagerOptions
 from .supervision import BACKSTOP_MARGIN, StopSignal, SupervisedChild, Verdict
@@ -101,14 +100,13 @@ class Children:
 
     def _log_end(self, supervised: SupervisedChild, shown: str) -> None:
         child = supervised.child
-        assert child.returncode is not None
         logger.info(
             "ended task %s: %s in %.2f s (process %s %s)",
             supervised.claimed.id,
             shown,
             time.monotonic() - child.started,
             child.pid,
-            describe_exit(child.returncode),
+            child.describe_end(),
             extra={"action": "end", "tache_id": supervised.claimed.id},
         )
 

@@ -40,7 +40,7 @@ from ..state import app_state
 from ..status import Status
 from ..store import Claimed, Store
 from .children import Children
-from .executors import Executor, ForkExecutor, SubprocessExecutor
+from .executors import Executor, ForkExecutor, PoolExecutor, SubprocessExecutor
 from .log import logger
 from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
@@ -113,11 +113,20 @@ class Manager:
         child_verbosity = max(0, self.options.verbosity - 1)
         if self.options.executor == "subprocess":
             return SubprocessExecutor(app_import_path, verbosity=child_verbosity)
+        if self.options.executor == "pool":
+            limits, wake_fd = self.options.child_limits, self.wakeups.signal_fd
+            return PoolExecutor(
+                self.app,
+                verbosity=child_verbosity,
+                after_fork=[self._in_child],
+                wake_fd=wake_fd,
+                limits=limits,
+            )
         return ForkExecutor(self.app, verbosity=child_verbosity, after_fork=[self._in_child])
 
     @property
     def forks(self) -> bool:
-        return self.executor.name == "fork"
+        return self.executor.forks
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -145,6 +154,7 @@ class Manager:
                 self._loop(end)
             finally:
                 self.wakeups.stop_listening()
+                self.executor.close()
                 self.registration.leave()
         logger.info(
             "manager %s done: %s task(s) claimed in %.1f s; CPU %.2f s here, %.2f s in tasks",

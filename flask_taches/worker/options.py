@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import EXECUTORS
 from ..exceptions import ConfigurationError
+from .executors.pool_child import MEGABYTE, ChildLimits
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class ManagerOptions:
     kill_grace: float = 5.0
     drain_grace: float = 30.0
     verbosity: int = 0
+    max_tasks_per_child: int = 1000
+    #: Megabytes; None: no limit.
+    max_memory_per_child: int | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> ManagerOptions:
@@ -41,6 +45,8 @@ class ManagerOptions:
             "heartbeat_timeout": config["TACHES_HEARTBEAT_TIMEOUT"],
             "kill_grace": config["TACHES_KILL_GRACE"],
             "drain_grace": config["TACHES_DRAIN_GRACE"],
+            "max_tasks_per_child": config["TACHES_MAX_TASKS_PER_CHILD"],
+            "max_memory_per_child": config["TACHES_MAX_MEMORY_PER_CHILD"],
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         options = cls(**values)
@@ -50,11 +56,22 @@ class ManagerOptions:
     def check(self) -> None:
         """Raise :class:`ConfigurationError` for options no manager can run with."""
         if self.executor not in EXECUTORS:
-            raise ConfigurationError(f"executor {self.executor!r}: use 'fork' or 'subprocess'")
+            choices = ", ".join(repr(name) for name in EXECUTORS)
+            raise ConfigurationError(f"executor {self.executor!r}: use one of {choices}")
         if self.loop < 1 or self.max_running < 1:
             raise ConfigurationError("--loop and --max must be at least 1")
         if min(self.sleep, self.poll, self.heartbeat, self.kill_grace, self.drain_grace) < 0:
             raise ConfigurationError("durations must not be negative")
+        if self.max_tasks_per_child < 1:
+            raise ConfigurationError("TACHES_MAX_TASKS_PER_CHILD must be at least 1")
+        if self.max_memory_per_child is not None and self.max_memory_per_child < 1:
+            raise ConfigurationError("TACHES_MAX_MEMORY_PER_CHILD must be at least 1 (MB)")
+
+    @property
+    def child_limits(self) -> ChildLimits:
+        """When a child of the pool executor is replaced."""
+        memory = self.max_memory_per_child
+        return ChildLimits(self.max_tasks_per_child, None if memory is None else memory * MEGABYTE)
 
     @property
     def check_every(self) -> float:

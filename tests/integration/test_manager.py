@@ -29,9 +29,15 @@ TASKS = "tests.manager_tasks"
 DEADLINE = 30.0  # seconds any expected state gets to appear (a loaded 2-core machine)
 
 
+@pytest.fixture(params=["fork", "pool"])
+def executor(request: pytest.FixtureRequest) -> str:
+    """Every guarantee holds with a fresh fork per task and with the pool's children."""
+    return str(request.param)
+
+
 @pytest.fixture
-def group(db_ctx: Flask, tmp_path: Path) -> Iterator[Managers]:
-    with managers(tmp_path) as started:
+def group(db_ctx: Flask, tmp_path: Path, executor: str) -> Iterator[Managers]:
+    with managers(tmp_path, TACHES_EXECUTOR=executor) as started:
         yield started
 
 
@@ -50,7 +56,7 @@ def started_with_pid(tache_id: int) -> int | None:
     return found["pid"] if found["status"] == Status.RUNNING and found["pid"] else None
 
 
-@pytest.mark.parametrize("executor", ["fork", "subprocess"])
+@pytest.mark.parametrize("executor", ["fork", "pool", "subprocess"])
 def test_a_chain_of_three_runs_in_order(group: Managers, tmp_path: Path, executor: str) -> None:
     out = str(tmp_path / "chain.txt")
     ids = taches.chain(*(Tache(method=f"{TASKS}:record", parametres={"path": out}) for _ in "abc"))
@@ -219,8 +225,10 @@ def test_sigterm_on_forever_drains_cleanly(group: Managers, tmp_path: Path) -> N
     assert "SIGTERM received" in group.output()
 
 
-def test_sigterm_stops_tasks_that_outlive_the_drain_grace(db_ctx: Flask, tmp_path: Path) -> None:
-    with managers(tmp_path, TACHES_DRAIN_GRACE="0.5") as group:
+def test_sigterm_stops_tasks_that_outlive_the_drain_grace(
+    db_ctx: Flask, tmp_path: Path, executor: str
+) -> None:
+    with managers(tmp_path, TACHES_DRAIN_GRACE="0.5", TACHES_EXECUTOR=executor) as group:
         tache_id = add("hang")
         manager = group.start("--forever", "-v")
         wait_for("the task RUNNING", lambda: started_with_pid(tache_id), DEADLINE, group.output)

@@ -81,12 +81,14 @@ def check_exactly_once(group: Managers, out: Path, ids: list[int], max_running: 
     assert len(claimers) >= 2, "only one manager claimed: the managers did not race"
 
 
+@pytest.mark.parametrize("executor", ["fork", "pool"])
 def test_four_managers_run_300_tasks_exactly_once_within_the_max(
-    db_ctx: Flask, tmp_path: Path
+    db_ctx: Flask, tmp_path: Path, executor: str
 ) -> None:
     out = tmp_path / "lines.txt"
     with managers(tmp_path) as group:
-        ids = race(group, out, tasks=300, managers_count=4, max_running=4, args=())
+        args = ("--executor", executor)
+        ids = race(group, out, tasks=300, managers_count=4, max_running=4, args=args)
         check_exactly_once(group, out, ids, max_running=4)
 
 

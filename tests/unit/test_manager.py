@@ -23,7 +23,7 @@ from flask_taches.clock import utcnow
 from flask_taches.exceptions import ConfigurationError
 from flask_taches.exit_codes import EXIT_COMPLETED, EXIT_ENDED, EXIT_NOT_RUN, exit_code
 from flask_taches.models import taches_table
-from flask_taches.processes import pid_alive
+from flask_taches.processes import pid_alive, started_near
 from flask_taches.store import AttemptState, Claimed
 from flask_taches.worker import Manager, ManagerOptions
 from flask_taches.worker.endings import AttemptEnd, how_they_ended
@@ -47,7 +47,12 @@ def test_options_come_from_the_settings_then_the_command_line(app: Flask) -> Non
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [({"executor": "thread"}, "executor 'thread'"), ({"loop": 0}, "at least 1")],
+    [
+        ({"executor": "thread"}, "executor 'thread': use one of 'fork', 'pool', 'subprocess'"),
+        ({"loop": 0}, "at least 1"),
+        ({"max_tasks_per_child": 0}, "TACHES_MAX_TASKS_PER_CHILD must be at least 1"),
+        ({"max_memory_per_child": 0}, "TACHES_MAX_MEMORY_PER_CHILD must be at least 1"),
+    ],
 )
 def test_bad_options_are_refused(app: Flask, override: dict, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
@@ -306,3 +311,10 @@ def test_a_reused_pid_is_never_killed_for_a_task(app_ctx: Flask) -> None:
         process.kill()
         process.wait()
     assert rows()[tache_id]["status"] == Status.RUNNING
+
+
+def test_a_process_alive_since_before_the_claim_is_the_tasks_own() -> None:
+    """A pool executor's child was forked long before the task it runs was claimed."""
+    this_process = os.getpid()
+    assert started_near(this_process, utcnow() + timedelta(hours=1)) is True
+    assert started_near(this_process, utcnow() - timedelta(hours=1)) is False

@@ -6,6 +6,9 @@
   :class:`ForkedChild`;
 * :mod:`.end_hints`: the memory where forked children post the end they
   recorded (a hint that spares their manager a read; the row is the truth);
+* :mod:`.pool`: :class:`PoolExecutor`, long-lived forked children that run
+  tasks one after another (:mod:`.pool_child` inside them, :mod:`.pool_pipes`
+  between), and its :class:`PooledChild`;
 * :mod:`.spawn`: :class:`SubprocessExecutor` (``flask taches run``, portable)
   and its :class:`SpawnedChild`.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from .base import Child, EndHint, Executor, describe_exit
 from .fork import ForkedChild, ForkExecutor
+from .pool import PooledChild, PoolExecutor
 from .spawn import SpawnedChild, SubprocessExecutor
 
 __all__ = [
@@ -22,6 +26,8 @@ __all__ = [
     "Executor",
     "ForkExecutor",
     "ForkedChild",
+    "PoolExecutor",
+    "PooledChild",
     "SpawnedChild",
     "SubprocessExecutor",
     "describe_exit",

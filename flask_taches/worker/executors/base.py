@@ -59,6 +59,11 @@ class Child(ABC):
         """Once reaped: the end the process posted, or None (then read the row)."""
         return None
 
+    def describe_end(self) -> str:
+        """Once reaped: what became of its process, for the log."""
+        assert self.returncode is not None
+        return describe_exit(self.returncode)
+
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the task's process group (the task and what it spawned)."""
         if self.returncode is not None:
@@ -74,7 +79,14 @@ class Executor(ABC):
     """Starts a claimed task in a process of its own."""
 
     name: str
+    #: Its task processes are forks of the manager: the manager preloads for
+    #: them, records their pids, and counts their timeout from the start.
+    forks: bool = False
 
     @abstractmethod
     def start(self, claimed: Claimed) -> Child:
         """Start the task's process; raises ``OSError`` when it cannot."""
+
+    def close(self) -> None:
+        """After the manager's run: release what the executor keeps between tasks."""
+        return None  # the fork and subprocess executors keep nothing

@@ -60,8 +60,7 @@ class EndHintBoard:
 
     def post(self, slot: HintSlot, status: Status | None) -> None:
         """In the child, after its end is recorded (``status``) or found not its own (None)."""
-        code = _NOT_RUN_CODE if status is None else _STATUSES.index(status)
-        _SLOT.pack_into(self._map, slot.index * _SLOT.size, slot.token << 8 | code)
+        _SLOT.pack_into(self._map, slot.index * _SLOT.size, slot.token << 8 | status_code(status))
 
     def collect(self, slot: HintSlot) -> EndHint | None:
         """In the manager, once the child is reaped: its hint, None if none; frees the slot."""
@@ -69,9 +68,18 @@ class EndHintBoard:
         self._free.append(slot.index)
         if value >> 8 != slot.token:
             return None  # never posted, or not by this child: read the row
-        code = value & 0xFF
-        if code == _NOT_RUN_CODE:
-            return EndHint(None)
-        if code >= len(_STATUSES):
-            return None  # garbled: read the row
-        return EndHint(_STATUSES[code])
+        return hint_of(value & 0xFF)
+
+
+def status_code(status: Status | None) -> int:
+    """One byte for the end a child recorded (None: the attempt was not its own)."""
+    return _NOT_RUN_CODE if status is None else _STATUSES.index(status)
+
+
+def hint_of(code: int) -> EndHint | None:
+    """The hint a :func:`status_code` byte stands for; None if garbled (read the row)."""
+    if code == _NOT_RUN_CODE:
+        return EndHint(None)
+    if code >= len(_STATUSES):
+        return None
+    return EndHint(_STATUSES[code])

@@ -22,7 +22,7 @@ from flask import Flask
 from ...exit_codes import EXIT_CRASHED, exit_code
 from ...runner import run_claimed
 from ...state import app_state
-from ...store import Claimed
+from ...store import Claimed, Store
 from .base import Child, EndHint, Executor
 from .end_hints import EndHintBoard, HintSlot
 
@@ -74,6 +74,7 @@ class ForkExecutor(Executor):
     """
 
     name = "fork"
+    forks = True
 
     def __init__(
         self,
@@ -109,11 +110,7 @@ class ForkExecutor(Executor):
     def _child(self, claimed: Claimed, slot: HintSlot | None) -> NoReturn:
         code = EXIT_CRASHED
         try:
-            os.setsid()
-            for hook in self.after_fork:
-                hook()
-            _raise_oom_score()
-            self.store.forget_connections_after_fork()
+            become_task_process(self.store, self.after_fork)
             with self.app.app_context():
                 status = run_claimed(
                     claimed.id, claimed.attempt, verbosity=self.verbosity, row=claimed.row
@@ -128,6 +125,20 @@ class ForkExecutor(Executor):
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+
+
+def become_task_process(store: Store, after_fork: Sequence[Callable[[], None]]) -> None:
+    """First thing in a child forked to run tasks (by this executor or the pool's).
+
+    A session of its own, the manager's hooks (its wake-up socket, its signal
+    handlers), the OOM killer's first pick, and none of the manager's
+    database connections.
+    """
+    os.setsid()
+    for hook in after_fork:
+        hook()
+    _raise_oom_score()
+    store.forget_connections_after_fork()
 
 
 def _raise_oom_score() -> None:

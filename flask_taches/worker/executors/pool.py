@@ -1,0 +1,252 @@
+"""The pool executor: long-lived children of the warm manager run tasks one after another.
+
+For many small tasks (mails, webhooks), where a fork per task costs more
+than the task. Each child is forked from the warm manager as the fork
+executor's are (a session of its own, none of the manager's database
+connections, see :func:`~.fork.become_task_process`), then serves tasks
+through its pipes (:mod:`.pool_pipes`, :mod:`.pool_child`). The manager still
+never runs a task, and supervises each task as it does a forked child's:
+
+* a :class:`PooledChild` is one task in one pool child; it ends when the
+  child posts its result, or when the child dies (then its exit is the
+  task's, and the row tells the rest, as for any child);
+* a signal for the task goes to the child's process group: a crash, a
+  timeout or a cancel kills that child only, and the next task that needs
+  one gets a fresh fork;
+* the task's pid in its row is the child's, so the rescue's pid check, the
+  heartbeats and the fencing work unchanged; a ``kill -9`` of the manager
+  lets each child finish its task, record its end, and leave.
+
+Children are forked when a task finds none idle, so there are never more
+than ``--max``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
+
+from flask import Flask
+
+from ...exit_codes import EXIT_CRASHED, exit_code
+from ...state import app_state
+from ...store import Claimed
+from .base import Child, EndHint, Executor
+from .fork import become_task_process
+from .pool_child import ChildLimits, ChildPipes, serve
+from .pool_pipes import TaskResult, read_result, send_task
+
+#: Seconds a closing pool waits for its children to leave.
+CLOSE_WAIT = 5.0
+
+
+class PoolProcess:
+    """One child of the pool as its manager sees it: its pid and the manager's pipe ends."""
+
+    def __init__(self, pid: int, tasks_fd: int, results_fd: int) -> None:
+        self.pid = pid
+        self.tasks_fd = tasks_fd
+        self.results_fd = results_fd
+        self.returncode: int | None = None
+        self._open = True
+
+    def fds(self) -> tuple[int, ...]:
+        return (self.tasks_fd, self.results_fd) if self._open else ()
+
+    def reap(self) -> int | None:
+        """Its exit status once it has left (reaped here), None while it lives."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: its status is lost
+                self.returncode = 255
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def close(self) -> None:
+        """Close the manager's ends: an idle child reads the end of its pipe and leaves."""
+        if self._open:
+            self._open = False
+            for fd in (self.tasks_fd, self.results_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+class PooledChild(Child):
+    """One task running in one child of the pool."""
+
+    def __init__(self, claimed: Claimed, process: PoolProcess, pool: PoolExecutor) -> None:
+        super().__init__(claimed, process.pid)
+        self._process = process
+        self._pool = pool
+        self._result: TaskResult | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        process = self._process
+        result = read_result(process.results_fd)
+        if result is None:
+            if process.reap() is None:
+                return None
+            result = read_result(process.results_fd)  # posted just before it left?
+        if result is None:
+            assert process.returncode is not None
+            self.returncode = process.returncode
+        else:
+            self._result = result
+            self.returncode = exit_code(result.hint.status if result.hint else None)
+        self._pool.task_over(process, result)
+        return self.returncode
+
+    def end_hint(self) -> EndHint | None:
+        return self._result.hint if self._result is not None else None
+
+    def describe_end(self) -> str:
+        if self._result is None:
+            return super().describe_end()
+        return "left the pool after it" if self._result.retiring else "back in the pool"
+
+
+class PoolExecutor(Executor):
+    """Long-lived children forked from the warm manager run the tasks (POSIX only).
+
+    ``after_fork`` runs first in each child, as in the fork executor's;
+    ``wake_fd`` is the manager's wake-up socket, which a child writes to once
+    it has posted a result.
+    """
+
+    name = "pool"
+    forks = True
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        verbosity: int = 0,
+        after_fork: Sequence[Callable[[], None]] = (),
+        wake_fd: int | None = None,
+        limits: ChildLimits | None = None,
+    ) -> None:
+        if not hasattr(os, "fork"):
+            raise OSError("the pool executor needs POSIX; use --executor subprocess")
+        self.app = app
+        self.verbosity = verbosity
+        self.after_fork = list(after_fork)
+        self.wake_fd = wake_fd
+        self.limits = limits or ChildLimits()
+        self.store = app_state(app).store
+        self.store.before_fork()
+        self._idle: list[PoolProcess] = []
+        self._busy: dict[int, PoolProcess] = {}
+        self._leaving: list[PoolProcess] = []
+
+    def start(self, claimed: Claimed) -> Child:
+        self._reap_leaving()
+        process = self._take_idle()
+        if process is not None:
+            try:
+                send_task(process.tasks_fd, claimed)
+            except OSError:  # it died since it was last seen idle
+                self._drop(process)
+                process = None
+        if process is None:
+            process = self._fork()
+            send_task(process.tasks_fd, claimed)
+        self._busy[process.pid] = process
+        return PooledChild(claimed, process, self)
+
+    def task_over(self, process: PoolProcess, result: TaskResult | None) -> None:
+        """From :meth:`PooledChild.poll`: back to idle, or gone for good."""
+        self._busy.pop(process.pid, None)
+        if result is not None and not result.retiring and process.returncode is None:
+            self._idle.append(process)
+        else:
+            self._drop(process)
+
+    def close(self) -> None:
+        """Let every child go (each leaves once its task, if any, is over) and reap them."""
+        self._leaving.extend(self._idle)
+        self._leaving.extend(self._busy.values())
+        self._idle, self._busy = [], {}
+        for process in self._leaving:
+            process.close()
+        deadline = time.monotonic() + CLOSE_WAIT
+        while self._leaving and time.monotonic() < deadline:
+            self._reap_leaving()
+            if self._leaving:
+                time.sleep(0.01)
+
+    @property
+    def size(self) -> int:
+        """Children alive or not yet reaped (for the tests and the log)."""
+        return len(self._idle) + len(self._busy) + len(self._leaving)
+
+    # -- children ------------------------------------------------------------------------
+
+    def _take_idle(self) -> PoolProcess | None:
+        """The child idle the shortest time (its caches are the warmest), if any lives."""
+        while self._idle:
+            process = self._idle.pop()
+            if process.reap() is None:
+                return process
+            self._drop(process)
+        return None
+
+    def _drop(self, process: PoolProcess) -> None:
+        process.close()
+        if process.reap() is None:
+            self._leaving.append(process)  # it leaves soon: reaped later
+
+    def _reap_leaving(self) -> None:
+        self._leaving = [p for p in self._leaving if p.reap() is None]
+
+    def _open_fds(self) -> Iterator[int]:
+        for process in (*self._idle, *self._busy.values()):
+            yield from process.fds()
+
+    def _fork(self) -> PoolProcess:
+        tasks_read, tasks_write = os.pipe()
+        results_read, results_write = os.pipe()
+        # The child must hold no end of another child's pipes, nor the manager's ends
+        # of its own: else a child would never read the end of its task pipe.
+        theirs = [*self._open_fds(), tasks_write, results_read]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (tasks_read, tasks_write, results_read, results_write):
+                os.close(fd)
+            raise
+        if pid == 0:
+            self._child(tasks_read, results_write, theirs)
+        os.close(tasks_read)
+        os.close(results_write)
+        os.set_blocking(results_read, False)
+        return PoolProcess(pid, tasks_write, results_read)
+
+    def _child(self, tasks: int, results: int, theirs: list[int]) -> NoReturn:
+        code = EXIT_CRASHED
+        try:
+            # Before the hooks close the manager's socket: a copy to wake it with.
+            wake = os.dup(self.wake_fd) if self.wake_fd is not None else None
+            for fd in theirs:
+                os.close(fd)
+            become_task_process(self.store, self.after_fork)
+            serve(self.app, ChildPipes(tasks, results, wake), self.limits, self.verbosity)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(BaseException):  # closed or broken streams: exit anyway
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
