@@ -2,6 +2,8 @@
 
 * :mod:`.base`: :class:`Child` (one task's process as its manager sees it),
   :class:`Executor`, :func:`describe_exit`;
+* :mod:`.forking`: what the two executors that fork the manager share
+  (:class:`ForkingExecutor`, a child's first steps and its exit);
 * :mod:`.fork`: :class:`ForkExecutor` (the default on POSIX) and its
   :class:`ForkedChild`;
 * :mod:`.end_hints`: the memory where forked children post the end they

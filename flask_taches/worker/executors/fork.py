@@ -10,24 +10,17 @@ recorded on the :class:`~.end_hints.EndHintBoard` and leaves with ``os._exit``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import traceback
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any
 
 from flask import Flask
 
-from ...exit_codes import EXIT_CRASHED, exit_code
+from ...exit_codes import exit_code
 from ...runner import run_claimed
-from ...state import app_state
-from ...store import Claimed, Store
-from .base import Child, EndHint, Executor
+from ...store import Claimed
+from .base import Child, EndHint
 from .end_hints import EndHintBoard, HintSlot
-
-#: Linux: the kernel's OOM killer picks a task's process before its manager.
-CHILD_OOM_SCORE_ADJ = b"500"
+from .forking import ForkingExecutor, become_task_process, flush_output, leave_child
 
 
 class ForkedChild(Child):
@@ -66,36 +59,17 @@ class ForkedChild(Child):
         return self._hint
 
 
-class ForkExecutor(Executor):
-    """A child forked from the warm manager runs the task (POSIX only).
-
-    ``after_fork`` runs first in the child: the manager closes there what must
-    not be shared (its wake-up socket, its signal handlers).
-    """
+class ForkExecutor(ForkingExecutor):
+    """A child forked from the warm manager runs the task, then exits (POSIX only)."""
 
     name = "fork"
-    forks = True
 
-    def __init__(
-        self,
-        app: Flask,
-        *,
-        verbosity: int = 0,
-        after_fork: Sequence[Callable[[], None]] = (),
-    ) -> None:
-        if not hasattr(os, "fork"):
-            raise OSError("the fork executor needs POSIX; use --executor subprocess")
-        self.app = app
-        self.verbosity = verbosity
-        self.after_fork = list(after_fork)
+    def __init__(self, app: Flask, **options: Any) -> None:
+        super().__init__(app, **options)
         self.board = EndHintBoard()
-        self.store = app_state(app).store
-        self.store.before_fork()
 
     def start(self, claimed: Claimed) -> Child:
-        # Buffered output would otherwise be written twice, by parent and child.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush_output()
         slot = self.board.reserve()  # None when full: the manager reads the row instead
         try:
             pid = os.fork()
@@ -104,50 +78,15 @@ class ForkExecutor(Executor):
                 self.board.collect(slot)
             raise
         if pid == 0:
-            self._child(claimed, slot)
+            leave_child(lambda: self._child(claimed, slot))
         return ForkedChild(claimed, pid, self.board, slot)
 
-    def _child(self, claimed: Claimed, slot: HintSlot | None) -> NoReturn:
-        code = EXIT_CRASHED
-        try:
-            become_task_process(self.store, self.after_fork)
-            with self.app.app_context():
-                status = run_claimed(
-                    claimed.id, claimed.attempt, verbosity=self.verbosity, row=claimed.row
-                )
-                code = exit_code(status)
-            if slot is not None:
-                self.board.post(slot, status)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(BaseException):  # closed or broken streams: exit anyway
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
-
-
-def become_task_process(store: Store, after_fork: Sequence[Callable[[], None]]) -> None:
-    """First thing in a child forked to run tasks (by this executor or the pool's).
-
-    A session of its own, the manager's hooks (its wake-up socket, its signal
-    handlers), the OOM killer's first pick, and none of the manager's
-    database connections.
-    """
-    os.setsid()
-    for hook in after_fork:
-        hook()
-    _raise_oom_score()
-    store.forget_connections_after_fork()
-
-
-def _raise_oom_score() -> None:
-    """Make this process the OOM killer's first pick rather than its manager (Linux)."""
-    # Not Linux, or no /proc: the kernel picks by size alone, which still favours the task.
-    # os.open/os.write: a file object would cost the just-forked process more.
-    with contextlib.suppress(OSError):
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        try:
-            os.write(fd, CHILD_OOM_SCORE_ADJ)
-        finally:
-            os.close(fd)
+    def _child(self, claimed: Claimed, slot: HintSlot | None) -> int:
+        become_task_process(self.store, self.after_fork)
+        with self.app.app_context():
+            status = run_claimed(
+                claimed.id, claimed.attempt, verbosity=self.verbosity, row=claimed.row
+            )
+        if slot is not None:
+            self.board.post(slot, status)
+        return exit_code(status)

@@ -3,7 +3,7 @@
 For many small tasks (mails, webhooks), where a fork per task costs more
 than the task. Each child is forked from the warm manager as the fork
 executor's are (a session of its own, none of the manager's database
-connections, see :func:`~.fork.become_task_process`), then serves tasks
+connections, see :func:`~.forking.become_task_process`), then serves tasks
 through its pipes (:mod:`.pool_pipes`, :mod:`.pool_child`). The manager still
 never runs a task, and supervises each task as it does a forked child's:
 
@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn
 
 from flask import Flask
 
-from ...exit_codes import EXIT_CRASHED, exit_code
-from ...state import app_state
+from ...exit_codes import exit_code
 from ...store import Claimed
-from .base import Child, EndHint, Executor
-from .fork import become_task_process
+from .base import Child, EndHint
+from .forking import ForkingExecutor, become_task_process, flush_output, leave_child
 from .pool_child import ChildLimits, ChildPipes, serve
 from .pool_pipes import TaskResult, read_result, send_task
 
@@ -115,7 +111,7 @@ class PooledChild(Child):
         return "left the pool after it" if self._result.retiring else "back in the pool"
 
 
-class PoolExecutor(Executor):
+class PoolExecutor(ForkingExecutor):
     """Long-lived children forked from the warm manager run the tasks (POSIX only).
 
     ``after_fork`` runs first in each child, as in the fork executor's;
@@ -124,7 +120,6 @@ class PoolExecutor(Executor):
     """
 
     name = "pool"
-    forks = True
 
     def __init__(
         self,
@@ -135,15 +130,9 @@ class PoolExecutor(Executor):
         wake_fd: int | None = None,
         limits: ChildLimits | None = None,
     ) -> None:
-        if not hasattr(os, "fork"):
-            raise OSError("the pool executor needs POSIX; use --executor subprocess")
-        self.app = app
-        self.verbosity = verbosity
-        self.after_fork = list(after_fork)
+        super().__init__(app, verbosity=verbosity, after_fork=after_fork)
         self.wake_fd = wake_fd
         self.limits = limits or ChildLimits()
-        self.store = app_state(app).store
-        self.store.before_fork()
         self._idle: list[PoolProcess] = []
         self._busy: dict[int, PoolProcess] = {}
         self._leaving: list[PoolProcess] = []
@@ -218,8 +207,7 @@ class PoolExecutor(Executor):
         # The child must hold no end of another child's pipes, nor the manager's ends
         # of its own: else a child would never read the end of its task pipe.
         theirs = [*self._open_fds(), tasks_write, results_read]
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush_output()
         try:
             pid = os.fork()
         except OSError:
@@ -227,26 +215,17 @@ class PoolExecutor(Executor):
                 os.close(fd)
             raise
         if pid == 0:
-            self._child(tasks_read, results_write, theirs)
+            leave_child(lambda: self._child(tasks_read, results_write, theirs))
         os.close(tasks_read)
         os.close(results_write)
         os.set_blocking(results_read, False)
         return PoolProcess(pid, tasks_write, results_read)
 
-    def _child(self, tasks: int, results: int, theirs: list[int]) -> NoReturn:
-        code = EXIT_CRASHED
-        try:
-            # Before the hooks close the manager's socket: a copy to wake it with.
-            wake = os.dup(self.wake_fd) if self.wake_fd is not None else None
-            for fd in theirs:
-                os.close(fd)
-            become_task_process(self.store, self.after_fork)
-            serve(self.app, ChildPipes(tasks, results, wake), self.limits, self.verbosity)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(BaseException):  # closed or broken streams: exit anyway
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+    def _child(self, tasks: int, results: int, theirs: list[int]) -> int:
+        # Before the hooks close the manager's socket: a copy to wake it with.
+        wake = os.dup(self.wake_fd) if self.wake_fd is not None else None
+        for fd in theirs:
+            os.close(fd)
+        become_task_process(self.store, self.after_fork)
+        serve(self.app, ChildPipes(tasks, results, wake), self.limits, self.verbosity)
+        return 0
