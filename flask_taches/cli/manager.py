@@ -85,7 +85,10 @@ def manager_output(verbosity: int) -> Iterator[None]:
 @click.option(
     "--executor",
     type=click.Choice(EXECUTORS),
-    help="fork: a child of this warm process; subprocess: `flask taches run` [TACHES_EXECUTOR].",
+    help=(
+        "fork: a child of this warm process per task; pool: long-lived children of it; "
+        "subprocess: `flask taches run` [TACHES_EXECUTOR]."
+    ),
 )
 @click.option(
     "--forever", is_flag=True, help="Run until SIGTERM/SIGINT, then drain [TACHES_DRAIN_GRACE]."
