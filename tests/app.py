@@ -33,4 +33,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     db.init_app(app)
     taches.init_app(app, db)
+    signal_log = os.environ.get("FT_TEST_SIGNAL_LOG")
+    if signal_log:  # a manager of the signals tests: its processes' signals go to a file
+        from tests.hook_tasks import connect_receivers
+
+        connect_receivers(app, signal_log)
     return app

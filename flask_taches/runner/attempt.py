@@ -26,11 +26,13 @@ from ..injection import Injector, bind
 from ..methods import locate
 from ..models import Tache
 from ..processes import handling
+from ..signals import send, tache_started
 from ..state import app_state
 from ..status import Status
 from ..store import Store
 from .ending import Ending
 from .hiding import Mask
+from .hooks import after_end
 from .live import LiveRecorder, task_logger
 from .outcome import Outcome, Unresolvable, call_task
 from .stopping import StopState, signal_handlers
@@ -106,6 +108,7 @@ class Attempt:
             return None
         self._announce()
         self.tache.attach_recorder(self.recorder)
+        send(tache_started, self.app, tache=self.tache, attempt=self.attempt)
         handlers = signal_handlers(self.stops)
         try:
             with handling(handlers) as installed:
@@ -113,13 +116,19 @@ class Attempt:
                     self.stops.interruptible_in(threading.main_thread().ident)
                 self.watchdog.start_at(self.started)
                 try:
-                    return self._end(call_task(self.stops, self._resolve, self._retries))
+                    final = self._end(call_task(self.stops, self._resolve, self._retries))
                 finally:
                     self.watchdog.stop()
         finally:
             self.tache.attach_recorder(None)
             # Whatever the task left in db.session is rolled back and dropped.
             app_state(self.app).db.session.remove()
+        try:
+            # Outside the attempt: its end is recorded, its watchdog and handlers gone.
+            after_end(self.app, self.store, self.tache, self.attempt, final)
+        finally:
+            app_state(self.app).db.session.remove()
+        return final
 
     def _announce(self) -> None:
         self.started = time.monotonic()

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from ..exceptions import FichierRefused, InvalidTache
 from ..models import Tache
+from ..signals import send, tache_added
 from ..state import AppState, app_state
 from ..status import Status
 from .adopting import adopt, disown
@@ -93,7 +94,7 @@ def save(
         if isinstance(bind, Engine):  # (a session bound to a connection: the plain path)
             tache_id = state.store.fast_add.insert(bind, row.values, wake=wake)
             if tache_id is not None:
-                return _committed(state, [tache_id])
+                return _added(state, rows, [tache_id], commit=True)
     for row in rows:
         if row.tache is not None and row.tache in session:
             session.expunge(row.tache)  # added by the caller: we insert it, not the flush
@@ -129,13 +130,30 @@ def save(
         for folder in copied:
             remove_folder(folder)
         raise
-    return _committed(state, ids) if commit else ids
+    return _added(state, rows, ids, commit=commit)
 
 
-def _committed(state: AppState, ids: list[int]) -> list[int]:
-    if state.hooks.after_add is not None:
+def _added(state: AppState, rows: Sequence[NewRow], ids: list[int], *, commit: bool) -> list[int]:
+    """New rows are in: ``tache_added`` for each, then (once committed) the after-add hook."""
+    _announce(state, rows, ids)  # before an eager run starts them
+    if commit and state.hooks.after_add is not None:
         state.hooks.after_add(ids)  # committed: eager mode may run them now
     return ids
+
+
+def _announce(state: AppState, rows: Sequence[NewRow], ids: Sequence[int]) -> None:
+    """``tache_added`` for each new row, in this process (no receiver: no loop)."""
+    if not tache_added.receivers:
+        return
+    for row, tache_id in zip(rows, ids, strict=True):
+        values = row.values
+        send(
+            tache_added,
+            state.app,
+            tache_id=tache_id,
+            method=values["method"],
+            queue=values["queue"],
+        )
 
 
 def _alone(rows: Sequence[NewRow], session: Any) -> bool:

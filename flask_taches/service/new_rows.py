@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import instance_dict
 from .. import auth
 from ..clock import as_utc, utcnow
 from ..exceptions import InvalidTache
-from ..methods import MethodCheck
+from ..methods import MethodCheck, method_for
 from ..models import Tache, taches_table
 from ..state import AppState
 from ..status import Status
@@ -36,7 +36,11 @@ TACHE_OPTIONS = (
     "queue",
     "max_attempts",
     "timeout",
+    "on_success",
+    "on_failure",
 )
+#: Options naming a callable of the app, checked as the method is (allowlist, import).
+HOOK_OPTIONS = ("on_success", "on_failure")
 #: ``owner`` not given: the current user's identity (a given ``None`` means "no owner").
 OWNER_UNSET: Any = object()
 
@@ -122,6 +126,11 @@ def prepare(
     fichier = values.pop("fichier", None)
     values.update(options)
     rules.check_method(values["method"])
+    for hook in HOOK_OPTIONS:
+        if callable(values.get(hook)):
+            values[hook] = method_for(values[hook])  # a function: the string that names it
+        if values.get(hook) is not None:
+            rules.check_method(values[hook])
     values["parametres"] = json_object("parametres", values["parametres"])
     values["parametres_caches"] = (
         json_object("parametres_caches", values["parametres_caches"]) or None

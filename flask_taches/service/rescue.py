@@ -13,6 +13,7 @@ import socket
 import time
 
 from ..processes import pid_alive
+from ..signals import finished_elsewhere
 from ..state import app_state
 from ..store import Rescued
 
@@ -24,8 +25,11 @@ def rescue_stale() -> list[Rescued]:
     if now - state.last_page_rescue < float(state.config["TACHES_HEARTBEAT"]):
         return []
     state.last_page_rescue = now
-    return state.store.rescue(
+    rescued = state.store.rescue(
         heartbeat_timeout=float(state.config["TACHES_HEARTBEAT_TIMEOUT"]),
         hostname=socket.gethostname(),
         is_alive=pid_alive,
     )
+    for found in rescued:
+        finished_elsewhere(found.id, found.attempt, found.status)
+    return rescued

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..clock import utcnow
+from ..signals import finished_elsewhere
 from ..store import Store
 from .endings import how_they_ended
 from .log import logger
@@ -89,6 +90,8 @@ class Children:
             final = self.store.end_on_behalf(task.id, task.attempt, verdict.status, verdict.message)
         except SQLAlchemyError:
             return False
+        if final is not None:
+            finished_elsewhere(task.id, task.attempt, final)
         logger.warning(
             "task %s: %s -> %s",
             task.id,
@@ -149,6 +152,7 @@ class Children:
             )
             return
         if final is not None:
+            finished_elsewhere(task.id, task.attempt, final)
             logger.warning(
                 "task %s: %s -> %s",
                 task.id,

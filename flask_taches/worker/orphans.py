@@ -15,6 +15,7 @@ from collections.abc import Set
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..processes import SIGKILL, pid_alive, signal_group, started_near
+from ..signals import finished_elsewhere
 from ..status import Status
 from ..store import Store
 from .log import logger
@@ -37,6 +38,7 @@ def rescue_dead_tasks(
         logger.error("rescue failed: %s", exc, extra={"action": "rescue_error", "tache_id": None})
         return
     for found in rescued:
+        finished_elsewhere(found.id, found.attempt, found.status)
         logger.warning(
             "rescued task %s attempt %s: %s -> %s",
             found.id,
