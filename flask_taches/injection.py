@@ -17,6 +17,8 @@ from .exceptions import MissingArgument
 from .methods import Target, describe
 
 _MISSING = object()
+#: Parameters the runner always provides, whatever the task.
+BUILTIN_NAMES = frozenset({"tache", "app", "db", "logger"})
 
 
 class Injector:
@@ -107,3 +109,31 @@ def bind(target: Target, injector: Injector) -> Callable[[], Any]:
     else:
         bound = target.attr
     return functools.partial(bound, **injector.arguments(bound))
+
+
+def required_names(target: Target) -> tuple[str, ...]:
+    """The parameters without a default that running ``target`` will ask for.
+
+    Those of the callable, and for an instance method those of the class's
+    ``__init__`` too (the instance is built by injection first); ``self`` is
+    not one. Nothing is called.
+    """
+    if target.needs_instance:
+        assert target.owner is not None
+        found = _required(target.owner)
+        method = _required(target.attr)
+        return (*found, *method[1:])  # the method's first parameter is the instance
+    return _required(target.attr)
+
+
+def _required(func: Callable[..., Any]) -> tuple[str, ...]:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the runner will say
+        return ()
+    return tuple(
+        param.name
+        for param in parameters
+        if param.default is param.empty
+        and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+    )

@@ -23,7 +23,8 @@ SECRET = "s3cr3t-token-never-shown"  # a parametres_caches value the tests look 
 STEP = 0.05  # seconds slept per loop in the slow tasks
 
 
-def add(a: int, b: int = 10) -> int:
+def add(a: int = 0, b: int = 10) -> int:
+    """The tests' everyday task: added without parametres, it still runs (add() checks)."""
     return a + b
 
 

@@ -60,15 +60,26 @@ def add_chain(taches: Sequence[Tache | str], *, commit: bool) -> list[int]:
     if len(taches) < 2:
         raise InvalidTache("a chain needs at least two tasks")
     state = app_state()
-    rows = prepare_all(state, taches)
+    rows = prepare_all(state, taches, previous_from=1)
     for waiting in rows[1:]:
         waiting.values["status"] = Status.WAITING.value
     return save(state, rows, commit=commit, chained=True)
 
 
-def prepare_all(state: AppState, taches: Iterable[Tache | str]) -> list[NewRow]:
+def prepare_all(
+    state: AppState, taches: Iterable[Tache | str], *, previous_from: int | None = None
+) -> list[NewRow]:
+    """The rows of ``taches``; those from index ``previous_from`` on follow others."""
     rules = NewRowRules.of(state)
-    return [prepare(tache, rules, owner=OWNER_UNSET) for tache in taches]
+    return [
+        prepare(
+            tache,
+            rules,
+            owner=OWNER_UNSET,
+            previous=previous_from is not None and index >= previous_from,
+        )
+        for index, tache in enumerate(taches)
+    ]
 
 
 def save(

@@ -28,7 +28,7 @@ def add_group(members: Sequence[Tache | str], then: Tache | str, *, commit: bool
     if not members:
         raise InvalidTache("a group needs at least one task before then=")
     state = app_state()
-    rows = prepare_all(state, [*members, then])
+    rows = prepare_all(state, [*members, then], previous_from=len(members))
     callback = rows[-1]
     if callback.values["status"] != Status.TO_RUN.value:
         raise InvalidTache("then= is a new task; it waits for the group (WAITING) by itself")

@@ -24,6 +24,7 @@ from ..models import Tache, taches_table
 from ..state import AppState
 from ..status import Status
 from .json_values import json_object
+from .parameters import check_provided
 from .validation import validate
 
 #: Keyword arguments ``add()`` copies onto the task when given.
@@ -92,6 +93,8 @@ class NewRowRules:
     timeout: float | None
     allowed_modules: list[str]
     checked_methods: MethodCheck
+    #: The registered services' names: parameters they provide.
+    services: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, state: AppState) -> NewRowRules:
@@ -102,6 +105,7 @@ class NewRowRules:
             timeout=cfg["TACHES_TIMEOUT"],
             allowed_modules=state.allowed_modules,
             checked_methods=state.checked_methods,
+            services=frozenset(state.hooks.services),
         )
 
     def check_method(self, method: str) -> None:
@@ -115,8 +119,13 @@ def prepare(
     *,
     owner: Any = OWNER_UNSET,
     options: dict[str, Any] | None = None,
+    previous: bool = False,
 ) -> NewRow:
-    """The checked column values of a new task (no ORM work for a method string)."""
+    """The checked column values of a new task (no ORM work for a method string).
+
+    ``previous``: the task follows others (a chain, a group), which give it
+    its parameter ``previous``.
+    """
     options = options or {}
     unknown = set(options) - _OPTION_SET
     if unknown:
@@ -134,6 +143,13 @@ def prepare(
     values["parametres"] = json_object("parametres", values["parametres"])
     values["parametres_caches"] = (
         json_object("parametres_caches", values["parametres_caches"]) or None
+    )
+    check_provided(
+        values["method"],
+        rules.allowed_modules,
+        rules.services,
+        (values["parametres"], values["parametres_caches"]),
+        previous=previous,
     )
     if owner is not OWNER_UNSET:
         values["owner"] = owner

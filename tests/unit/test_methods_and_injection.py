@@ -315,8 +315,10 @@ def test_a_forged_private_module_is_refused_before_the_claim(db_ctx: Flask) -> N
 
 
 def test_the_sample_tasks_are_still_accepted_by_add(db_ctx: Flask) -> None:
-    for method in ("tests.tasks:add", "tests.tasks:Greeter.greet", "tests.tasks:cached_double"):
-        assert taches.add(method) > 0
+    given = {"tests.tasks:add": {}, "tests.tasks:Greeter.greet": {"name": "x"}}
+    given["tests.tasks:cached_double"] = {"n": 2}
+    for method, parametres in given.items():
+        assert taches.add(method, parametres=parametres) > 0
 
 
 def test_method_for_names_functions_and_methods_as_locate_finds_them() -> None:
