@@ -35,6 +35,11 @@ def asks_retry(tache: Tache, times: int = 1, delay: float = 0.0) -> int:
     return tache.attempts
 
 
+@taches.task(unique=True)
+def imports(path: str) -> str:
+    return path
+
+
 @taches.task
 def total(previous: list[int]) -> int:
     return sum(previous)

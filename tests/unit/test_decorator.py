@@ -144,3 +144,10 @@ def test_a_retry_asked_for_on_the_last_attempt_fails(app_ctx: Flask) -> None:
 def test_retry_outside_a_task_is_refused_on_a_bad_delay() -> None:
     with pytest.raises(ValueError, match="retry delay"):
         Tache(method="x:y").retry(delay=-1)
+
+
+def test_unique_is_passed_on_to_add(app_ctx: Flask) -> None:
+    imports = tasks.imports
+    first = imports.add(parametres={"path": "a.csv"}, signature="import-a")
+    assert imports.add(parametres={"path": "a.csv"}, signature="import-a") == first
+    assert imports.add(parametres={"path": "a.csv"}, signature="import-a", unique=False) != first
