@@ -17,7 +17,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
 
 from . import config, eager, scheduling
-from .decorators import decorate
+from .decorators import decorate, options_of
 from .exceptions import ConfigurationError
 from .injection import Service
 from .methods import method_for
@@ -135,12 +135,19 @@ class TachesExtension(TaskService):
 
         Options: ``parametres``, ``signature`` (default: the name), ``queue``,
         ``priority``, ``timeout``, ``max_attempts``, ``catch_up`` (default True:
-        after downtime the latest missed slot runs once), ``unique``. A bad
-        declaration is refused here; a method outside the allowed packages when
-        a manager starts (or ``flask taches schedules`` runs).
+        after downtime the latest missed slot runs once), ``unique``. A function
+        of ``@taches.task`` lends its options as defaults. A bad declaration is
+        refused here; a method outside the allowed packages when a manager
+        starts (or ``flask taches schedules`` runs).
         """
-        method_string = method if isinstance(method, str) else method_for(method)
-        self.hooks.schedules.add(scheduling.declare(name, method_string, **options))
+        if isinstance(method, str):
+            method_string, defaults = method, {}
+        else:
+            method_string = method_for(method)
+            task = options_of(method)
+            defaults = dict(task.defaults) if task is not None else {}
+        declared = scheduling.declare(name, method_string, **{**defaults, **options})
+        self.hooks.schedules.add(declared)
 
     def periodic(
         self, cron: str | None = None, *, name: str | None = None, **options: Any
@@ -148,12 +155,12 @@ class TachesExtension(TaskService):
         """Decorator: ``@taches.periodic("0 3 * * *", tz="Europe/Paris")`` on a task function.
 
         Takes :meth:`schedule`'s options (``every=SECONDS`` instead of a cron);
-        the schedule's name is the method string unless ``name`` is given.
+        the schedule's name is the method string unless ``name`` is given. Above
+        ``@taches.task``, the task's options are the schedule's defaults.
         """
 
         def register(function: F) -> F:
-            method = method_for(function)
-            self.schedule(name or method, method, cron=cron, **options)
+            self.schedule(name or method_for(function), function, cron=cron, **options)
             return function
 
         return register

@@ -67,7 +67,9 @@ _BASE_COLUMNS = (
 )
 #: A method string's row before options: what ``Tache(method=...)`` would hold.
 _BLANK: dict[str, Any] = {key: None for key in _BASE_COLUMNS if key != "method"}
-_OTHER_COLUMNS = frozenset(taches_table.c.keys()) - {"id", *_BASE_COLUMNS}
+#: Set by ``add(..., unique=True)`` and by the database, never by a caller's Tache.
+_KEYS = ("unique_key", "live_key")
+_OTHER_COLUMNS = frozenset(taches_table.c.keys()) - {"id", *_KEYS, *_BASE_COLUMNS}
 
 
 @dataclass
@@ -174,6 +176,8 @@ def _starting_values(tache: Tache | str) -> tuple[dict[str, Any], Tache | None]:
 def _values_of(tache: Tache) -> dict[str, Any]:
     """A caller's :class:`Tache` as column values (other columns it set included)."""
     given = instance_dict(tache)  # what was set; an unset column reads None
+    if any(given.get(key) is not None for key in _KEYS):
+        raise InvalidTache("a unique task is added with add(..., signature=S, unique=True)")
     values = {key: given.get(key) for key in _BASE_COLUMNS}
     for key in _OTHER_COLUMNS.intersection(given):
         if given[key] is not None:

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from flask_taches import Status
+from flask_taches import Status, Tache
 from flask_taches.exceptions import InvalidTache, InvalidTransition
 from flask_taches.models import taches_table
 from tests.app import db, taches
@@ -74,9 +74,11 @@ def test_a_restart_is_refused_while_another_task_holds_the_signature(db_ctx: Fla
     assert taches.add(ADD, parametres={"a": 1}, signature="s", unique=True) == first
 
 
-def test_unique_needs_a_signature(db_ctx: Flask) -> None:
+def test_unique_needs_a_signature_and_add(db_ctx: Flask) -> None:
     with pytest.raises(InvalidTache, match="unique=True needs a signature"):
         taches.add(ADD, parametres={"a": 1}, unique=True)
+    with pytest.raises(InvalidTache, match=r"added with add\(\.\.\., signature=S, unique=True\)"):
+        taches.add_many([Tache(method=ADD, parametres={"a": 1}, unique_key="s")])
 
 
 def test_commit_false_leaves_the_callers_transaction_usable(db_ctx: Flask) -> None:

@@ -89,6 +89,26 @@ def test_periodic_names_the_schedule_after_the_function() -> None:
     assert (hourly.name, hourly.timing, hourly.task_signature) == ("hourly", Every(3600), "hourly")
 
 
+SHARED = TachesExtension()
+
+
+@SHARED.periodic(every=3600)
+@SHARED.task(queue="reports", max_attempts=3)
+def hourly_report() -> None:
+    """A task whose schedule takes its options."""
+
+
+def test_periodic_above_task_takes_the_tasks_options_as_defaults() -> None:
+    (schedule,) = SHARED.hooks.schedules
+    assert (schedule.method, schedule.queue, schedule.max_attempts) == (
+        "tests.unit.test_scheduling:hourly_report",
+        "reports",
+        3,
+    )
+    SHARED.schedule("overridden", hourly_report, every=60, queue="other")
+    assert [s.queue for s in SHARED.hooks.schedules] == ["reports", "other"]
+
+
 def test_periodic_refuses_a_function_no_manager_can_import() -> None:
     def inner() -> None: ...
 
@@ -202,3 +222,22 @@ def test_a_daily_slot_runs_once_a_day_across_a_daylight_saving_change(
 ) -> None:
     start, expected = DST_NIGHTS[night]
     assert list(slots_added(app_ctx, start, hours=72)) == expected
+
+
+@pytest.mark.taches_config(
+    TACHES_SCHEDULE={
+        "nightly": {"method": "tests.tasks:add", "cron": "0 3 * * *", "tz": "Europe/Paris"}
+    }
+)
+def test_the_schedules_command_lists_when_last_and_next(app_ctx: Flask) -> None:
+    result = app_ctx.test_cli_runner().invoke(args=["taches", "schedules"])
+    assert result.exit_code == 0, result.output
+    header, line = result.output.splitlines()
+    assert header.split() == ["NAME", "LAST", "(UTC)", "TASK", "NEXT", "(UTC)", "WHEN"]
+    assert line.split()[:3] == ["nightly", "-", "-"]
+    assert line.endswith("cron 0 3 * * * (Europe/Paris)  tests.tasks:add")
+
+
+def test_the_schedules_command_says_when_there_is_none(app_ctx: Flask) -> None:
+    result = app_ctx.test_cli_runner().invoke(args=["taches", "schedules"])
+    assert (result.exit_code, result.output) == (0, "no schedule\n")
