@@ -17,6 +17,8 @@ from flask_taches import TachesExtension
 
 DATABASE_URL_VARIABLE = "FT_TEST_DATABASE_URL"
 INSTANCE_PATH_VARIABLE = "FT_TEST_INSTANCE_PATH"
+#: Packages besides ``tests`` whose tasks a subprocess may run (comma-separated).
+EXTRA_MODULES_VARIABLE = "FT_TEST_EXTRA_MODULES"
 
 db = SQLAlchemy()
 taches = TachesExtension()
@@ -24,11 +26,12 @@ taches = TachesExtension()
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     instance_path = os.environ.get(INSTANCE_PATH_VARIABLE)
+    extra_modules = os.environ.get(EXTRA_MODULES_VARIABLE, "")
     app = Flask("tests", instance_path=instance_path)
     app.config.update(
         SECRET_KEY="tests",
         SQLALCHEMY_DATABASE_URI=os.environ[DATABASE_URL_VARIABLE],
-        TACHES_ALLOWED_MODULES=["tests"],
+        TACHES_ALLOWED_MODULES=["tests", *filter(None, extra_modules.split(","))],
     )
     app.config.update(config or {})
     db.init_app(app)

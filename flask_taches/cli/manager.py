@@ -23,6 +23,7 @@ from ..state import app_state
 from ..status import Status
 from ..verbosity import log_level
 from ..worker import EXECUTORS, Manager, ManagerOptions
+from ..worker.reexec import reexec
 from . import taches_cli
 
 #: Format of the manager's lines on stdout (one per claim, start and end with -v).
@@ -141,6 +142,9 @@ def start(
             code = manager.run()
         finally:
             manager.close()
+        if manager.reexec_ready:  # SIGHUP: this process becomes a new manager
+            reexec(manager)
+            code = 1  # the exec failed
     if code:
         sys.exit(code)
 

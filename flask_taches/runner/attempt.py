@@ -23,7 +23,6 @@ from ..console import Console
 from ..decorators import TaskOptions, options_of
 from ..exceptions import TacheError
 from ..injection import Injector, bind
-from ..methods import locate
 from ..models import Tache
 from ..processes import handling
 from ..signals import send, tache_started
@@ -31,6 +30,7 @@ from ..state import app_state
 from ..status import Status
 from ..store import Store
 from .ending import Ending
+from .fresh_lookup import locate_fresh
 from .hiding import Mask
 from .hooks import after_end
 from .live import LiveRecorder, task_logger
@@ -149,9 +149,12 @@ class Attempt:
         state = app_state(self.app)
         try:
             # The allowlist confines the walk too: "app.jobs:os.system" is refused.
-            target = locate(self.tache.method, state.allowed_modules)
+            found = locate_fresh(self.tache.method, state.allowed_modules)
         except TacheError as exc:
             raise Unresolvable() from exc
+        if found.notice is not None:
+            self.tache.log("notice", found.notice)
+        target = found.target
         self.options = options_of(target.attr)  # @taches.task's, read in this process
         builtins = {
             "tache": self.tache,

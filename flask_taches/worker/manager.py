@@ -29,13 +29,12 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import FrameType
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..processes import Handler, handling, reset_to_default
+from ..processes import handling, reset_to_default
 from ..state import app_state
 from ..status import Status
 from ..store import Claimed, Store
@@ -46,29 +45,17 @@ from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
 from .pids import PendingPids
 from .preloading import Preloader
+from .reexec import PreviousImage
 from .registry import Registration
 from .retention import Retention
 from .scheduling import Scheduler
+from .stops import HANDLED, SIGCHLD, StopRequests
 from .supervision import SupervisedChild
 from .wakeups import Wakeups
 
 MIN_WAIT = 0.002  # seconds: the loop never spins faster than this
 CHILD_POLL = 0.05  # seconds between child checks where no SIGCHLD wakes us (Windows, threads)
 DB_ERROR_BACKOFF = 1.0  # seconds before claiming again after a database error
-_SIGCHLD: int | None = getattr(signal, "SIGCHLD", None)
-
-
-@dataclass
-class StopRequests:
-    """Stops asked (SIGTERM, SIGINT, :meth:`Manager.request_stop`) and acted upon.
-
-    Handlers only count here: the loop logs and acts (a handler may run
-    mid-statement).
-    """
-
-    asked: int = 0
-    handled: int = 0
-    signum: int | None = None
 
 
 class Manager:
@@ -98,6 +85,7 @@ class Manager:
         self.preloader = Preloader(self.store, state.allowed_modules)
         self.scheduler = Scheduler(self.store, state.schedules())
         self.pids = PendingPids()
+        self.previous = PreviousImage.from_environment()  # its task processes (SIGHUP)
         self.claimed_count = 0
         self._stops = StopRequests()
         self._drain_until: float | None = None
@@ -195,8 +183,11 @@ class Manager:
                 self.registration.beat(len(self.children))
                 self.retention.run_due(now)
                 next_check = time.monotonic() + opts.check_every
+            self.previous.enforce(now, self._drain_until, opts.kill_grace)
             claiming = self._claiming(now, end)
-            if not claiming and not self.children and not self.children.unsettled:
+            if self.reexec_ready:
+                return  # its children run on; the CLI re-executes it (reexec.py)
+            if not claiming and not (self.children or self.previous or self.children.unsettled):
                 return
             if claiming and now >= self.scheduler.due:
                 more = self.scheduler.add_due() > 0 or more
@@ -228,12 +219,15 @@ class Manager:
 
     def _claiming(self, now: float, end: float | None) -> bool:
         stops = self._stops
+        if stops.asked > stops.handled and stops.reexec:
+            stops.handled = stops.asked  # no drain: the children run on past the exec
+            stops.announce(len(self.children) + len(self.previous), None)
         if stops.asked > stops.handled:
             # The first request drains; a second one cuts the grace short.
             grace = self.options.drain_grace if not stops.handled else 0.0
             stops.handled = stops.asked
             self._drain_until = min(self._drain_until or float("inf"), now + grace)
-            self._announce_stop()
+            stops.announce(len(self.children), max(0.0, self._drain_until - time.monotonic()))
         if stops.handled:
             return False
         return end is None or now < end
@@ -250,8 +244,9 @@ class Manager:
         signal_due = self.children.next_due()
         if signal_due is not None:
             due.append(signal_due)
+        due += self.previous.due(self._drain_until, self.options.kill_grace)
         wait = min(due) - now
-        if self.children and not self._sigchld:
+        if (self.children or self.previous) and not self._sigchld:
             wait = min(wait, CHILD_POLL)
         if self.children.unsettled:
             wait = min(wait, DB_ERROR_BACKOFF)
@@ -261,7 +256,7 @@ class Manager:
         """Reap and settle the children that exited; how many exited."""
         exited = self.children.reap()
         self.pids.forget(supervised.claimed.id for supervised in exited)
-        return len(exited)
+        return len(exited) + self.previous.reap()
 
     def _rescue(self) -> None:
         mine = self.children.pids()
@@ -350,15 +345,13 @@ class Manager:
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
-        """Stop on SIGTERM/SIGINT; wake on SIGCHLD. Only the main thread can have handlers."""
-        handlers: dict[int, Handler] = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop}
-        if _SIGCHLD is not None:
-            handlers[_SIGCHLD] = self._on_child
-        with handling(handlers) as installed:
+        """Stop on SIGTERM/SIGINT, re-execute on SIGHUP (:mod:`.stops`); wake on SIGCHLD.
+        Only the main thread can have handlers."""
+        with handling(self._stops.handlers(self._on_child)) as installed:
             if not installed:
                 yield
                 return
-            self._sigchld = _SIGCHLD is not None
+            self._sigchld = SIGCHLD is not None
             old_fd = signal.set_wakeup_fd(self.wakeups.signal_fd, warn_on_full_buffer=False)
             try:
                 yield
@@ -366,29 +359,18 @@ class Manager:
                 signal.set_wakeup_fd(old_fd)
                 self._sigchld = False
 
-    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        self._stops.asked += 1
-        self._stops.signum = signum
+    @property
+    def reexec_ready(self) -> bool:
+        """SIGHUP asked, and the rows need nothing more of this image: re-execute now."""
+        asked = self._stops.reexec and self._stops.handled > 0
+        return asked and self.pids.due is None and not self.children.unsettled
 
     def _on_child(self, signum: int, frame: FrameType | None) -> None:
         """Nothing to do: the write to the wake-up socket already woke the loop."""
 
-    def _announce_stop(self) -> None:
-        signum = self._stops.signum
-        name = signal.Signals(signum).name if signum else "a request"
-        grace = max(0.0, (self._drain_until or 0.0) - time.monotonic())
-        logger.info(
-            "%s received: no more claims; %s running task(s) get %.1f s to finish",
-            name,
-            len(self.children),
-            grace,
-            extra={"action": "stopping", "tache_id": None},
-        )
-
     def _in_child(self) -> None:
         """First thing in a forked child: nothing of the manager's signal plumbing."""
-        signums = (signal.SIGTERM, signal.SIGINT)
-        reset_to_default(signums if _SIGCHLD is None else (*signums, _SIGCHLD))
+        reset_to_default(HANDLED)
         self.wakeups.close()
 
 
