@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -29,6 +30,13 @@ from flask_taches.worker import Manager, ManagerOptions
 from flask_taches.worker.endings import AttemptEnd, how_they_ended
 from flask_taches.worker.executors import Child, EndHint, SubprocessExecutor, describe_exit
 from flask_taches.worker.executors.end_hints import EndHintBoard, HintSlot
+from flask_taches.worker.executors.pool_pipes import (
+    TaskResult,
+    post_result,
+    read_result,
+    receive_task,
+    send_task,
+)
 from flask_taches.worker.orphans import kill_overdue_orphans
 from flask_taches.worker.supervision import Phase, SupervisedChild
 from tests.app import db, taches
@@ -241,13 +249,14 @@ def test_start_refuses_bad_options(app_ctx: Flask, args: list[str]) -> None:
     assert "Error" in result.output
 
 
-def test_the_loop_claims_runs_and_settles_in_process(db_ctx: Flask) -> None:
+@pytest.mark.parametrize("executor", ["fork", "pool"])
+def test_the_loop_claims_runs_and_settles_in_process(db_ctx: Flask, executor: str) -> None:
     """The whole loop, forking from this very process (the CLI tests use real managers)."""
     ids = [taches.add(NOOP) for _ in range(4)]
     crash = taches.add("tests.manager_tasks:exit_abruptly", parametres={"code": 5})
     db.session.remove()
     options = ManagerOptions.from_config(
-        db_ctx.config, loop=1, sleep=0.1, max_running=2, poll=0.02, heartbeat=0.1
+        db_ctx.config, loop=1, sleep=0.1, max_running=2, poll=0.02, heartbeat=0.1, executor=executor
     )
     manager = Manager(db_ctx, options)
     previous = signal.getsignal(signal.SIGTERM)
@@ -318,3 +327,28 @@ def test_a_process_alive_since_before_the_claim_is_the_tasks_own() -> None:
     this_process = os.getpid()
     assert started_near(this_process, utcnow() + timedelta(hours=1)) is True
     assert started_near(this_process, utcnow() - timedelta(hours=1)) is False
+
+
+def test_the_pool_pipes_carry_a_task_and_its_result() -> None:
+    """A claimed row through a real pipe, and the two-byte result back."""
+    row = {"id": 7, "logs": [{"message": "é" * 70_000}], "parametres": {"n": 1}}
+    claimed = Claimed(7, 2, "app.jobs:send", 3.0, "mail", row)
+    tasks_read, tasks_write = os.pipe()
+    results_read, results_write = os.pipe()
+    os.set_blocking(results_read, False)
+    try:
+        sender = threading.Thread(target=send_task, args=(tasks_write, claimed))
+        sender.start()  # larger than a pipe's buffer: it waits for the reader
+        received = receive_task(tasks_read)
+        sender.join()
+        assert received == claimed and received is not None and received.row == row
+        assert read_result(results_read) is None  # nothing posted yet
+        post_result(results_write, Status.COMPLETED, retiring=True)
+        assert read_result(results_read) == TaskResult(EndHint(Status.COMPLETED), True)
+        os.close(tasks_write)
+        tasks_write = -1
+        assert receive_task(tasks_read) is None  # the manager is gone
+    finally:
+        for fd in (tasks_read, tasks_write, results_read, results_write):
+            if fd >= 0:
+                os.close(fd)

@@ -148,7 +148,11 @@ class PoolExecutor(ForkingExecutor):
                 process = None
         if process is None:
             process = self._fork()
-            send_task(process.tasks_fd, claimed)
+            try:
+                send_task(process.tasks_fd, claimed)
+            except OSError:  # it died at once: the manager records why the task did not start
+                self._drop(process)
+                raise
         self._busy[process.pid] = process
         return PooledChild(claimed, process, self)
 
