@@ -37,9 +37,13 @@ def _stale_after() -> float:
     return float(app_state().config["TACHES_HEARTBEAT_TIMEOUT"])
 
 
+def manager_rows() -> list[dict[str, Any]]:
+    """The live managers' rows (aware datetimes), oldest first: the dashboard's panel."""
+    return managers.live(app_state().store, _stale_after())
+
+
 def live_managers() -> list[dict[str, Any]]:
     """The live managers as JSON-able objects, oldest first."""
-    found = managers.live(app_state().store, _stale_after())
     return [
         {
             "hostname": row["hostname"],
@@ -52,7 +56,7 @@ def live_managers() -> list[dict[str, Any]]:
             "executor": row["executor"],
             "running": row["running"],
         }
-        for row in found
+        for row in manager_rows()
     ]
 
 

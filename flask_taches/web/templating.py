@@ -29,6 +29,7 @@ from .. import auth
 from ..clock import as_utc, utcnow
 from ..models import LOG_LEVELS, MAX_ID, Tache, progress_percent
 from ..preview import preview
+from ..service import health
 from ..state import app_state
 from ..status import CANCELLABLE, RESTARTABLE, Status
 from . import csrf, i18n, showing
@@ -54,6 +55,7 @@ def init_app(app: Flask) -> None:
         taches_logs_count=logs_count,
         taches_finished=is_finished,
         taches_time=format_time,
+        taches_managers=health.manager_rows,
         taches_duration=i18n.duration,
         taches_language=i18n.current_language,
         **showing.globals_(),

@@ -120,3 +120,18 @@ def test_health_is_503_when_the_database_does_not_answer(app: Flask, tmp_path) -
         app_state().db.drop_all()
     response = app.test_client().get("/taches/health")
     assert (response.status_code, response.get_json()) == (503, {"status": "unavailable"})
+
+
+def test_the_dashboard_shows_the_live_managers(app: Flask) -> None:
+    client = app.test_client()
+    empty = client.get("/taches/", headers=ADMIN).get_data(as_text=True)
+    assert 'data-taches-panel="managers" data-count="0"' in empty
+    assert "No live manager" in empty
+    with app.app_context():
+        store = app_state().store
+        info = registry.ManagerInfo("web-1.example", 4242, "0.1.0", ("mail", "pdf"), 5, "fork")
+        registry.beat(store, registry.join(store, info), 2, 30)
+    shown = client.get("/taches/", headers=as_user("bob")).get_data(as_text=True)
+    assert 'data-taches-panel="managers" data-count="1"' in shown
+    assert '<tr class="taches-manager" data-pid="4242"><td><code>web-1.example</code>' in shown
+    assert "<td>2/5</td><td>mail, pdf</td>" in shown
