@@ -286,6 +286,11 @@ class Tache(Base):
         if recorder is not None:
             recorder.on_progress(self, progress)
 
+    @property
+    def round_attempts(self) -> int:
+        """Attempts since the last restart: what ``max_attempts`` is counted against."""
+        return int(self.attempts or 0) - int(self.restart_base or 0)
+
     def retry(self, delay: float | None = None) -> NoReturn:
         """End this attempt and schedule the next, in ``delay`` seconds (None: the backoff).
 

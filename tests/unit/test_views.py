@@ -411,3 +411,11 @@ def test_an_id_beyond_the_integer_column_is_no_task_on_every_database(
     assert response.status_code == status
     if "ids=" in path:
         assert response.get_json()["missing"]["ids"] == [2**31]
+
+
+def test_a_restarted_task_shows_the_attempts_of_its_new_round(app: Flask) -> None:
+    tache_id = make(app, status="FAILED", attempts=3, max_attempts=3)
+    with app.app_context():
+        taches.restart(tache_id)
+    html = app.test_client().get(f"/taches/{tache_id}", headers=as_user("alice", admin=True))
+    assert '<dd class="taches-fields__attempts">0 / 3</dd>' in html.get_data(as_text=True)
