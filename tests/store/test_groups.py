@@ -7,7 +7,9 @@ processes on different hosts would), many times over.
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,6 +20,8 @@ from tests.app import db, taches
 from tests.store.helpers import HOST, NOOP, chain, messages, row, store
 
 RACES = 12  # groups whose members all end at once
+PROCESS_RACES = 6  # the same, from processes of their own
+JOIN_TIMEOUT = 120.0  # seconds the racing processes get to finish
 
 
 def group(size: int, then: Tache | str = NOOP) -> tuple[list[int], int]:
@@ -127,3 +131,39 @@ def test_members_ending_at_the_same_moment_release_the_callback_once(db_ctx: Fla
         (claimed,) = store().claim_batch(5, max_running=100, hostname=HOST)
         assert claimed.id == callback
         complete(callback, claimed.attempt, None)
+
+
+def _complete_in_a_process(attempts: list[list[tuple[int, int]]], index: int, barrier: Any) -> None:
+    """In a process of its own: end member ``index`` of each group when all are ready."""
+    from tests.app import create_app
+
+    app = create_app()
+    with app.app_context():
+        for group_attempts in attempts:
+            tache_id, attempt = group_attempts[index]
+            barrier.wait(timeout=JOIN_TIMEOUT)
+            complete(tache_id, attempt, tache_id)
+
+
+def test_members_ending_together_in_different_processes_release_the_callback_once(
+    db_ctx: Flask,
+) -> None:
+    groups = [group(3) for _ in range(PROCESS_RACES)]
+    attempts = []
+    for members, _ in groups:
+        claimed = claim_all(3)
+        attempts.append([(m, claimed[m]) for m in members])
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, as on another host
+    barrier = spawn.Barrier(3)
+    processes = [
+        spawn.Process(target=_complete_in_a_process, args=(attempts, i, barrier)) for i in range(3)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(JOIN_TIMEOUT)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    for members, callback in groups:
+        released = row(callback)
+        assert (released["status"], released["waits_for"]) == (Status.TO_RUN, 0)
+        assert released["parametres"]["previous"] == members
