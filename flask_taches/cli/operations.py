@@ -42,7 +42,7 @@ def managers_command(as_json: bool) -> None:
 def format_managers(found: list[dict[str, Any]]) -> list[str]:
     now = utcnow()
     lines = [
-        f"{'host':<24}{'pid':>8}  {'up':>8}  {'seen':>6}  {'running':>9}  {'executor':<10}queues"
+        f"{'host':<24}{'pid':>8}  {'up':>8}  {'seen':>6}  {'running':>9}  {'executor':<12}queues"
     ]
     for manager in found:
         up = _ago(now, manager["started_at"])
@@ -51,7 +51,7 @@ def format_managers(found: list[dict[str, Any]]) -> list[str]:
         queues = ", ".join(manager["queues"]) or "all"
         lines.append(
             f"{manager['hostname'][:23]:<24}{manager['pid']:>8}  {up:>8}  {seen:>6}"
-            f"  {running:>9}  {manager['executor']:<10}{queues}"
+            f"  {running:>9}  {manager['executor']:<12}{queues}"
         )
     return lines
 
