@@ -59,3 +59,10 @@ class Reports:
     @taches.task
     def count(items: list[Any]) -> int:
         return len(items)
+
+
+@taches.task
+def adds_another(tache: Tache, n: int) -> int:
+    """Adds ``double(n)`` from inside a task; returns its id."""
+    tache.info("adding a task from a task")
+    return double.delay(n=n)

@@ -151,3 +151,12 @@ def test_unique_is_passed_on_to_add(app_ctx: Flask) -> None:
     first = imports.add(parametres={"path": "a.csv"}, signature="import-a")
     assert imports.add(parametres={"path": "a.csv"}, signature="import-a") == first
     assert imports.add(parametres={"path": "a.csv"}, signature="import-a", unique=False) != first
+
+
+@pytest.mark.taches_config(TACHES_EAGER=True)
+def test_eager_mode_runs_a_task_added_by_a_task(app_ctx: Flask) -> None:
+    outer = taches.get_or_raise(tasks.adds_another.delay(n=5))
+    assert outer.status == Status.COMPLETED
+    inner = taches.get_or_raise(outer.result)
+    assert (inner.status, inner.result) == (Status.COMPLETED, 10)
+    assert messages(outer.id)[-1] == "adding a task from a task"
