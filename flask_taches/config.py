@@ -58,6 +58,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TACHES_MAX", "int", 5, "Most tasks RUNNING at once, all managers together."),
     #: How often an idle manager looks for new work when no NOTIFY wakes it.
     Setting("TACHES_POLL", "float", 0.2, "Seconds between polls of an idle manager."),
+    #: Where the database wakes an idle manager itself, the poll only finds what no
+    #: commit announces (a global slot freed on another host); a run_at coming due
+    #: is waited for exactly.
+    Setting(
+        "TACHES_IDLE_POLL",
+        "float",
+        5.0,
+        "Seconds between polls of an idle manager that SQLite's file watch or "
+        "PostgreSQL's LISTEN wakes.",
+    ),
     #: How the manager isolates a task: ``fork``, ``pool`` or ``subprocess``.
     Setting("TACHES_EXECUTOR", "str", _DEFAULT_EXECUTOR, "`fork`, `pool` or `subprocess`."),
     #: Tasks one child of the pool executor runs before it is replaced.

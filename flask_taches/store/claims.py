@@ -55,12 +55,24 @@ class ClaimVerbs:
             return self._count_running(conn)
 
     def _claimable(
-        self, conn: Connection, max_running: int | None, queues: Sequence[str] | None
+        self,
+        conn: Connection,
+        max_running: int | None,
+        queues: Sequence[str] | None,
+        within: float = 0.0,
     ) -> bool:
-        """A cheap read: is a task ready, and a slot free under ``max_running``?"""
+        """A cheap read: is a task ready (or due ``within`` s), and a slot free?"""
         if max_running is not None and self._count_running(conn) >= max_running:
             return False
-        return bool(conn.execute(select(exists().where(sql.ready(utcnow(), queues)))).scalar())
+        due = utcnow() + timedelta(seconds=within)
+        return bool(conn.execute(select(exists().where(sql.ready(due, queues)))).scalar())
+
+    def next_due(self, queues: Sequence[str] | None = None) -> float | None:
+        """Seconds until the earliest TO_RUN task comes due (<= 0: due); None: none waits."""
+        query = select(func.min(T.run_at)).where(sql.ready(None, queues))
+        with self._store().read() as conn:
+            earliest = conn.execute(query).scalar()
+        return None if earliest is None else (earliest - utcnow()).total_seconds()
 
     # -- claiming -------------------------------------------------------------------
 

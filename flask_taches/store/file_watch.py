@@ -63,9 +63,16 @@ def _read(path: str, offset: int, size: int, identity: bool = False) -> object:
 
 
 class FileWatch(WakeSource):
-    """Waits for a commit by another connection that left claimable work (see the module)."""
+    """Waits for a commit by another connection that left claimable work (see the module).
 
-    def __init__(self, path: str, claimable: Callable[[], bool]) -> None:
+    ``claimable(within)`` says whether a task is ready, or due within ``within``
+    seconds (the rest of the wait): a task added to run a little later wakes
+    the manager too, which then waits for its run_at.
+    """
+
+    trusted = True  # every commit moves the mark
+
+    def __init__(self, path: str, claimable: Callable[[float], bool]) -> None:
         self._path = path
         self._claimable = claimable
         self._events = file_events.watch(
@@ -86,7 +93,7 @@ class FileWatch(WakeSource):
         events_fd = self._events.fd if self._events is not None else None
         while True:
             # First of all, a commit made since the last wait ended (the loop worked meanwhile).
-            if self._committed() and self._claimable():
+            if self._committed() and self._claimable(max(0.0, deadline - time.monotonic())):
                 self.wakes["commit"] += 1
                 return True
             left = deadline - time.monotonic()

@@ -137,6 +137,8 @@ def _array(conn: Connection, key: str, values: list[Any]) -> tuple[list[Any], AR
 class Listen(WakeSource):
     """``LISTEN`` on its own psycopg 3 connection, closed (never pooled) after."""
 
+    trusted = True  # every insert, retry and restart NOTIFYs
+
     def __init__(self, fairy: Any, channel: str) -> None:
         self._fairy = fairy
         self._conn = fairy.driver_connection

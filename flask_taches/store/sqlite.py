@@ -118,9 +118,9 @@ class SQLiteStore(Store):
         if not path or path == ":memory:":
             return WakeSource()
 
-        def claimable() -> bool:
+        def claimable(within: float) -> bool:
             with self.read() as conn:
-                return self._claimable(conn, max_running, queues)
+                return self._claimable(conn, max_running, queues, within)
 
         return FileWatch(os.path.abspath(path), claimable)
 

@@ -58,9 +58,11 @@ def update_row(conn: Connection, tache_id: int, **values: Any) -> int:
     return conn.execute(update(taches_table).where(T.id == tache_id).values(**values)).rowcount
 
 
-def ready(now: datetime, queues: Sequence[str] | None) -> ColumnElement[bool]:
-    """TO_RUN and due (``run_at`` passed), in one of ``queues`` when given."""
-    clause = (T.status == TO_RUN) & (T.run_at.is_(None) | (T.run_at <= now))
+def ready(now: datetime | None, queues: Sequence[str] | None) -> ColumnElement[bool]:
+    """TO_RUN and due (``run_at`` passed; any run_at if ``now`` is None), in ``queues``."""
+    clause = T.status == TO_RUN
+    if now is not None:
+        clause &= T.run_at.is_(None) | (T.run_at <= now)
     if queues:
         clause &= T.queue.in_(list(queues))
     return clause

@@ -26,6 +26,10 @@ def readable(fds: Sequence[int | None], timeout: float) -> list[int]:
 class WakeSource:
     """The poll timer alone: waits for the timeout or the wake-up fd."""
 
+    #: Whether every commit that makes work ready wakes the wait (a file watch, LISTEN):
+    #: then an idle manager polls only every TACHES_IDLE_POLL seconds.
+    trusted = False
+
     def wait(self, timeout: float, wake_fd: int | None = None) -> bool:
         readable([wake_fd], timeout)
         return False

@@ -43,6 +43,7 @@ from .executors import Executor, ForkExecutor, PoolExecutor, SubprocessExecutor
 from .log import logger
 from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
+from .pacing import next_poll_in
 from .pids import PendingPids
 from .preloading import Preloader
 from .reexec import PreviousImage
@@ -195,7 +196,8 @@ class Manager:
             claimable = claiming and free > 0 and not self._gathering(free)
             if claimable and (more or reaped or now >= next_poll):
                 got = self._claim(free)
-                next_poll = time.monotonic() + (opts.poll if got >= 0 else DB_ERROR_BACKOFF)
+                delay = self._poll_in(got) if got >= 0 else DB_ERROR_BACKOFF
+                next_poll = time.monotonic() + delay
                 more = got == free
                 if got > 0:
                     continue
@@ -208,6 +210,9 @@ class Manager:
             else:
                 self.wakeups.sleep(wait)
             self.wakeups.drain()
+
+    def _poll_in(self, got: int) -> float:
+        return next_poll_in(self.store, self.options, got=got, trusted=self.wakeups.trusted)
 
     def _gathering(self, free: int) -> bool:
         """A backlog waits for half the slots to be free before the next claim.

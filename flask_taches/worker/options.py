@@ -22,6 +22,7 @@ class ManagerOptions:
     executor: str = "fork"
     forever: bool = False
     poll: float = 0.2
+    idle_poll: float = 5.0
     heartbeat: float = 5.0
     heartbeat_timeout: float = 30.0
     kill_grace: float = 5.0
@@ -41,6 +42,7 @@ class ManagerOptions:
             "queues": tuple(config["TACHES_QUEUES"] or ()),
             "executor": config["TACHES_EXECUTOR"],
             "poll": config["TACHES_POLL"],
+            "idle_poll": config["TACHES_IDLE_POLL"],
             "heartbeat": config["TACHES_HEARTBEAT"],
             "heartbeat_timeout": config["TACHES_HEARTBEAT_TIMEOUT"],
             "kill_grace": config["TACHES_KILL_GRACE"],
@@ -60,7 +62,17 @@ class ManagerOptions:
             raise ConfigurationError(f"executor {self.executor!r}: use one of {choices}")
         if self.loop < 1 or self.max_running < 1:
             raise ConfigurationError("--loop and --max must be at least 1")
-        if min(self.sleep, self.poll, self.heartbeat, self.kill_grace, self.drain_grace) < 0:
+        if (
+            min(
+                self.sleep,
+                self.poll,
+                self.idle_poll,
+                self.heartbeat,
+                self.kill_grace,
+                self.drain_grace,
+            )
+            < 0
+        ):
             raise ConfigurationError("durations must not be negative")
         if self.max_tasks_per_child < 1:
             raise ConfigurationError("TACHES_MAX_TASKS_PER_CHILD must be at least 1")

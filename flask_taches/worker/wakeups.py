@@ -61,6 +61,11 @@ class Wakeups:
         self._listener.close()
         self._listener = WakeSource()
 
+    @property
+    def trusted(self) -> bool:
+        """Whether the store's listener announces every commit that makes work ready."""
+        return self._listener.trusted
+
     def wait_for_work(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` s; whether the store said new work may be waiting."""
         if self._listen_again is not None and time.monotonic() >= self._listen_again:
