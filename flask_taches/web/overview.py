@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import url_for
 
+from .. import auth
 from ..service import bulk, figures
 from ..status import Status
 from .dashboard import Filters
@@ -80,6 +81,7 @@ def overview(filters: Filters) -> Overview:
     buttons = [
         BulkButton(action, endpoint, _bulk_count(filters, action))
         for action, endpoint in BULK_ACTIONS
+        if auth.may_act_on_some()  # else none is shown: no count to read
     ]
     if not figures.figures_allowed():
         return Overview(statuses=[], queues=[], chart=None, bulk=buttons)
