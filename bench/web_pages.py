@@ -5,7 +5,7 @@
 
 Fills a fresh ``taches`` table with ``--rows`` tasks in one server-side
 ``INSERT ... SELECT`` (SQLite: a recursive CTE; PostgreSQL: ``generate_series``),
-a mix of statuses, queues, signatures and end times over the last two hours,
+a mix of statuses, queues, signatures and end times (one a second, back in time),
 then times, through the test client (routing, SQL, rendering, JSON):
 
 * the batch ``POST <prefix>/status`` for ``--ids`` ids spread over the table (what
@@ -49,13 +49,15 @@ COLUMNS = (
     "method, parametres, status, logs, created_at, started_at, ended_at, priority, queue, "
     "attempts, max_attempts, restart_base, signature"
 )
+#: Seconds before now row ``x`` ended: one a second, newest first, over 30 days.
+SPREAD = "x % 2592000"
 LOG = '[{"level": "error", "message": "bench failure", "at": "2026-01-01T00:00:00"}]'
 
 
 def fill_sql(dialect: str, rows: int) -> str:
     """One INSERT ... SELECT generating ``rows`` tasks on the server."""
     if dialect == "sqlite":
-        at = "strftime('%Y-%m-%d %H:%M:%S.000000', 'now', '-' || (x % 7200) || ' seconds')"
+        at = f"strftime('%Y-%m-%d %H:%M:%S.000000', 'now', '-' || ({SPREAD}) || ' seconds')"
         source = (
             f"WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {rows}) "
             "SELECT"
@@ -64,7 +66,7 @@ def fill_sql(dialect: str, rows: int) -> str:
         signature = "'sig-' || (x % 1000)"
         queue = "'q' || (x % 5)"
     else:
-        at = "(now() at time zone 'utc') - make_interval(secs => x % 7200)"
+        at = f"(now() at time zone 'utc') - make_interval(secs => {SPREAD})"
         source = "SELECT"
         tail = f"FROM generate_series(1, {rows}) AS g(x)"
         signature = "'sig-' || (x % 1000)"

@@ -183,6 +183,8 @@ class Tache(Base):
         Index("ix_taches_status", "status", "id"),
         # Rescue scans RUNNING rows by heartbeat age.
         Index("ix_taches_heartbeat", "status", "heartbeat_at"),
+        # Tasks of a status ended in a time range: the dashboard's chart, purge, retention.
+        Index("ix_taches_ended", "status", "ended_at"),
         Index("ix_taches_next_id", "next_id"),
         # One live task per unique signature: the database refuses a second one.
         Index("uq_taches_live_key", "live_key", unique=True),

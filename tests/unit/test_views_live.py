@@ -218,14 +218,17 @@ def facet(html: str, attribute: str, value: str) -> int:
 def test_counts_per_status_and_queue_each_under_the_other_filters(app: Flask) -> None:
     finished(app, "COMPLETED", queue="mail")
     finished(app, "FAILED", queue="mail", logs=[log("smtp down", "error")])
+    make(app, queue="mail")
     make(app, queue="reports")
+    make(app, queue="reports", status="RUNNING", started_at=NOW, heartbeat_at=utcnow())
     html = dashboard(app, "?queue=mail")
     assert facet(html, "data-status", "COMPLETED") == 1
     assert facet(html, "data-status", "FAILED") == 1
-    assert facet(html, "data-status", "TO_RUN") == 0  # the queued one is in "reports"
-    # Per queue: every queue, as choosing it would show.
-    assert facet(html, "data-queue", "mail") == 2
-    assert facet(html, "data-queue", "reports") == 1
+    assert facet(html, "data-status", "TO_RUN") == 1
+    assert facet(html, "data-status", "RUNNING") == 0  # the running one is in "reports"
+    # Per queue: its backlog (waiting and running), in every queue.
+    assert facet(html, "data-queue", "mail") == 1
+    assert facet(html, "data-queue", "reports") == 2
     assert 'href="/taches/?status=FAILED&amp;queue=mail"' in html
     assert "smtp down" in html  # the reason column
 
