@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import false, or_, select
 from sqlalchemy.orm import load_only
 
 from .. import auth
@@ -23,6 +23,7 @@ from ..models import Tache
 from ..state import app_state
 from ..status import FINISHED, UNFINISHED, Status
 from . import actions
+from .figures import capped_count
 from .sessions import end_idle_read
 
 #: The bulk actions, and the statuses each may touch.
@@ -69,16 +70,17 @@ def selection(action: str, conditions: Sequence[Any], statuses: Sequence[str]) -
 
 
 def count(conditions: Sequence[Any]) -> int | None:
-    """How many tasks of a selection the user may act on; None when SQL cannot tell."""
+    """How many tasks of a selection the user may act on (up to ``COUNT_CAP + 1``).
+
+    None when SQL cannot tell (an ``authorize`` hook decides row by row).
+    """
     acting = _acting_condition()
     if acting is NotImplemented:
         return None
     session = app_state().db.session
     end_idle_read(session)
-    query = select(func.count()).select_from(Tache).where(*conditions)
-    if acting is not None:
-        query = query.where(acting)
-    return int(session.scalar(query) or 0)
+    wanted = [*conditions] if acting is None else [*conditions, acting]
+    return int(session.scalar(select(capped_count(wanted))) or 0)
 
 
 def run(action: str, conditions: Sequence[Any], who: str) -> BulkReport:

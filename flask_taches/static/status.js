@@ -414,12 +414,17 @@
     if (!wasGone) {
       markChanged();
       const id = Number(state.key.slice(3));
+      let target = el;
+      if (el.dataset.fragment === "row" && el.parentNode) {
+        target = el.parentNode; // a deleted task's row leaves the table; its tbody says so
+        el.remove();
+      }
       for (const page of livePages()) {
         if (Number(page.dataset.tachePage) === id) {
           showGone(page);
         }
       }
-      emit(el, "taches:gone", { id });
+      emit(target, "taches:gone", { id });
     }
   }
 

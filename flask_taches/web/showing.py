@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 
 from ..clock import as_utc, utcnow
 from ..models import Tache
+from ..service import figures
 from ..status import Status
 from . import i18n
 
@@ -65,6 +66,15 @@ def when(value: datetime | None, now: datetime | None = None) -> str | None:
     return i18n.text("ago", duration=i18n.duration(-seconds))
 
 
+def count_text(count: int | None) -> str:
+    """``"12"``, ``"10,000+"`` past the cap of the counts, ``"?"`` when none could be read."""
+    if count is None:
+        return "?"
+    if count > figures.COUNT_CAP:
+        return f"{figures.COUNT_CAP:,}+"
+    return str(count)
+
+
 def confirm(tache: Tache, action: str) -> str:
     """The question a button asks first; a delete names the attached file only if there is one."""
     if action == "delete" and tache.fichier:
@@ -79,4 +89,5 @@ def globals_() -> dict[str, Any]:
         "taches_ran_for": ran_for,
         "taches_when": when,
         "taches_confirm": confirm,
+        "taches_count": count_text,
     }

@@ -17,6 +17,7 @@ from flask import Flask, abort, request, url_for
 
 from flask_taches import Status
 from flask_taches.clock import utcnow
+from flask_taches.service import figures
 from flask_taches.web import templating
 from tests.app import taches
 from tests.web import JSON, USERS, as_user, csrf_token, make, read
@@ -231,6 +232,18 @@ def test_counts_per_status_and_queue_each_under_the_other_filters(app: Flask) ->
     assert facet(html, "data-queue", "reports") == 2
     assert 'href="/taches/?status=FAILED&amp;queue=mail"' in html
     assert "smtp down" in html  # the reason column
+
+
+def test_counts_stop_at_their_cap(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(figures, "COUNT_CAP", 2)
+    for _ in range(4):
+        finished(app, "FAILED")
+    make(app)
+    html = dashboard(app)
+    assert facet(html, "data-status", "FAILED") == 3  # counted up to the cap and one
+    assert '<span class="taches-facet__count">2+</span>' in html
+    assert facet(html, "data-status", "TO_RUN") == 1
+    assert "Restart failed (2+)" in html
 
 
 def test_the_chart_counts_the_last_hour_per_minute(app: Flask) -> None:
