@@ -142,6 +142,28 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     #: Most seconds between two writes of logs/progress while a task runs.
     Setting("TACHES_FLUSH_INTERVAL", "float", 0.5, "Seconds between live writes of logs."),
+    #: Largest result a task may store, in bytes of its JSON; None: no limit.
+    Setting(
+        "TACHES_MAX_RESULT_SIZE",
+        "int",
+        1024 * 1024,
+        "Largest result stored, in bytes of JSON (1 MiB); over it the task ends FAILED.",
+        optional=True,
+    ),
+    #: Most log entries kept for one task; those over it are counted, not kept.
+    Setting(
+        "TACHES_MAX_LOGS",
+        "int",
+        1000,
+        "Most log entries kept per task; a last entry says how many were left out.",
+    ),
+    #: Whether processes a task started may outlive it (else its process group is killed).
+    Setting(
+        "TACHES_KEEP_TASK_PROCESSES",
+        "bool",
+        False,
+        "Let processes a task started outlive it (default: killed with its process group).",
+    ),
     #: Most tasks one batch request of status.js may ask for.
     Setting("TACHES_BATCH_MAX", "int", 200, "Most ids + signatures in one batch request."),
     #: Seconds between two polls of status.js while what a page shows changes.

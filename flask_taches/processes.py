@@ -85,6 +85,26 @@ def signal_group(pid: int, signum: int) -> bool:
     return True
 
 
+def stop_leftovers(pid: int) -> None:
+    """Once ``pid``, a group leader, has exited (and before it is reaped): SIGKILL its group.
+
+    What a task started and left running dies with it. Called before the
+    reap, the exited leader still holds its pid, so the group cannot be
+    someone else's; a group already empty is no error.
+    """
+    waitid = getattr(os, "waitid", None)
+    if waitid is None or not hasattr(os, "killpg"):
+        return  # not Linux/BSD: a Windows task's children are its own business
+    try:
+        exited = waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return
+    if exited is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def in_main_thread() -> bool:
     """Signal handlers can only be installed from the main thread."""
     return threading.current_thread() is threading.main_thread()

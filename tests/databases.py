@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "FT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -49,7 +50,8 @@ def server_database(admin_url: str) -> Iterator[URL]:
     """CREATE a database named for this run, yield its URL, DROP it after."""
     admin = make_url(admin_url)
     name = f"taches_test_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    # No pool: a fault test may restart the server between the CREATE and the DROP.
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with engine.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {name}"))

@@ -79,13 +79,23 @@ class Attempt:
         self.tache = Tache(**{**row, "logs": logs})
         wake = threading.Event()  # set when there is something to flush
         mask = Mask(row["parametres_caches"])
-        self.recorder = LiveRecorder(logs, row["progress"], console, wake.set, mask)
+        config = app_state(app).config
+        self.recorder = LiveRecorder(
+            logs, row["progress"], console, wake.set, mask, max_logs=config["TACHES_MAX_LOGS"]
+        )
         watched = WatchedAttempt(
             self.tache_id, attempt, store, self.recorder, self.stops, self._give_up
         )
-        timings = Timings.of(app_state(app).config, row["timeout"])
+        timings = Timings.of(config, row["timeout"])
         self.watchdog = Watchdog(watched, timings, wake)
-        self.ending = Ending(store, self.tache_id, attempt, self.recorder, console)
+        self.ending = Ending(
+            store,
+            self.tache_id,
+            attempt,
+            self.recorder,
+            console,
+            max_result_size=config["TACHES_MAX_RESULT_SIZE"],
+        )
         self.started = time.monotonic()
         #: ``@taches.task``'s options of the task's function, once resolved.
         self.options: TaskOptions | None = None

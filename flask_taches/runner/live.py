@@ -23,6 +23,7 @@ from ..clock import utcnow
 from ..console import Console
 from ..lifecycle import LogEntry, log_entry
 from ..models import Tache
+from .capping import LogCap
 from .hiding import Mask
 
 #: Parent of every task's ``logger`` (``flask_taches.tache.<id>``).
@@ -59,9 +60,12 @@ class LiveRecorder:
         console: Console | None,
         wake: Callable[[], None],
         mask: Mask | None = None,
+        max_logs: int | None = None,
     ) -> None:
         #: Hides the task's ``parametres_caches`` in all it says (and in its result).
         self.mask = mask if mask is not None else Mask(None)
+        #: ``TACHES_MAX_LOGS``: the entries over it are counted, not kept.
+        self._cap = LogCap(max_logs) if max_logs else None
         self._lock = threading.Lock()
         self._logs = list(logs)  # ours: what the task does to tache.logs is not stored
         self._progress = progress
@@ -76,7 +80,10 @@ class LiveRecorder:
     def append(self, entry: LogEntry) -> None:
         entry = self.hidden_entry(entry)
         with self._lock:
-            self._logs.append(entry)
+            if self._cap is None:
+                self._logs.append(entry)
+            else:
+                self._cap.admit(self._logs, entry)
             was_dirty, self._dirty = self._dirty, True
         if self._console is not None:
             self._console.log(entry)
@@ -117,7 +124,7 @@ class LiveRecorder:
             if not self._dirty:
                 return None
             self._dirty = False
-            return list(self._logs), self._progress
+            return self._kept(), self._progress
 
     def mark_dirty(self) -> None:
         """A flush failed: keep the changes for the next one."""
@@ -127,7 +134,12 @@ class LiveRecorder:
     def snapshot(self) -> Pending:
         """Everything collected, for the end's write."""
         with self._lock:
-            return list(self._logs), self._progress
+            return self._kept(), self._progress
+
+    def _kept(self) -> list[LogEntry]:
+        """A copy of the entries, and the one saying how many were left out, if any."""
+        note = self._cap.note(entry_now) if self._cap is not None else None
+        return [*self._logs, note] if note is not None else list(self._logs)
 
 
 class TacheLogHandler(logging.Handler):

@@ -43,6 +43,7 @@ from .executors import Executor, ForkExecutor, PoolExecutor, SubprocessExecutor
 from .log import logger
 from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
+from .outages import Outages
 from .pacing import next_poll_in
 from .pids import PendingPids
 from .preloading import Preloader
@@ -77,6 +78,7 @@ class Manager:
         self.store: Store = state.store
         self.hostname = hostname or socket.gethostname()
         self.children = Children(self.store, options)
+        self.outages = Outages(self.store, lambda: len(self.children))
         self.wakeups = Wakeups(
             self.store,
             queues=options.queues or None,
@@ -101,7 +103,10 @@ class Manager:
     def _make_executor(self, app_import_path: str | None) -> Executor:
         child_verbosity = max(0, self.options.verbosity - 1)
         if self.options.executor == "subprocess":
-            return SubprocessExecutor(app_import_path, verbosity=child_verbosity)
+            keep = bool(app_state(self.app).config["TACHES_KEEP_TASK_PROCESSES"])
+            return SubprocessExecutor(
+                app_import_path, verbosity=child_verbosity, keep_processes=keep
+            )
         if self.options.executor == "pool":
             limits, wake_fd = self.options.child_limits, self.wakeups.signal_fd
             return PoolExecutor(
@@ -140,7 +145,7 @@ class Manager:
         self.registration.join()
         with self._signals():
             try:
-                self._loop(end)
+                self.outages.survive(lambda: self._loop(end), self.wakeups.sleep)
             finally:
                 self.wakeups.stop_listening()
                 self.executor.close()
@@ -173,6 +178,7 @@ class Manager:
         next_poll = 0.0
         more = True  # the last claim was full: more may be waiting
         while True:
+            self.outages.check()
             reaped = self._reap()
             now = time.monotonic()
             self.children.enforce(now, self._drain_until)
@@ -290,10 +296,13 @@ class Manager:
                 started=pids or None,
                 expect_work=self._last_full,
             )
-        except (SQLAlchemyError, TimeoutError) as exc:
-            logger.error("claim failed: %s", exc, extra={"action": "claim_error", "tache_id": None})
+        except self.outages.errors as exc:
+            if not self.outages.failed(exc, "claim"):
+                extra = {"action": "claim_error", "tache_id": None}
+                logger.error("claim failed: %s", exc, extra=extra)
             self._last_full = False
             return -1
+        self.outages.succeeded()
         self.pids.written(pids)
         self._last_full = len(claimed) == free
         for task in claimed:

@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from flask_taches import Status
+from flask_taches import Status, Tache
+from tests.app import db, taches
 from tests.manager_helpers import rows
 
 
@@ -93,3 +94,17 @@ def runs(path: Path) -> Counter[int]:
     if not path.exists():
         return Counter()
     return Counter(int(line.split()[0]) for line in path.read_text().splitlines() if line)
+
+
+def add_counted(out: Path, count: int, seconds: float, max_attempts: int = 3) -> list[int]:
+    """``count`` tasks that sleep ``seconds`` then append their run to ``out``; their ids."""
+    ids = taches.add_many(
+        Tache(
+            method="tests.faults.tasks:counted",
+            parametres={"path": str(out), "seconds": seconds},
+            max_attempts=max_attempts,
+        )
+        for _ in range(count)
+    )
+    db.session.remove()
+    return ids

@@ -20,9 +20,16 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_taches import Status, Tache
-from tests.app import DATABASE_URL_VARIABLE, db, taches
-from tests.faults.probes import open_transactions, runs, settled, socket_inodes, statuses
+from flask_taches import Status
+from tests.app import DATABASE_URL_VARIABLE
+from tests.faults.probes import (
+    add_counted,
+    open_transactions,
+    runs,
+    settled,
+    socket_inodes,
+    statuses,
+)
 from tests.manager_helpers import Managers, managers, rows, wait_for
 from tests.manager_helpers import _parent_of as parent_of
 
@@ -71,15 +78,7 @@ def test_a_manager_killed_at_any_instant_leaves_no_lock(fault_app: Flask, tmp_pa
     out = tmp_path / "runs.txt"
     url = os.environ[DATABASE_URL_VARIABLE]
     with fault_app.app_context():
-        ids = taches.add_many(
-            Tache(
-                method="tests.manager_tasks:sleep_then_append",
-                parametres={"path": str(out), "seconds": 0.3},
-                max_attempts=3,
-            )
-            for _ in range(TASKS)
-        )
-        db.session.remove()
+        ids = add_counted(out, TASKS, seconds=0.3)
         chance = random.Random()
         with managers(tmp_path, TACHES_MAX="4", TACHES_HEARTBEAT_TIMEOUT="4") as group:
             for index in range(ROUNDS):

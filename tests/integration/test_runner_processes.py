@@ -201,7 +201,8 @@ def refuse(*args, **kwargs):
     raise OperationalError("UPDATE taches", {}, Exception("database is locked"))
 
 Store.record_end = refuse
-ending.FINISH_RETRY_DELAY = 0.01
+ending.FIRST_RETRY_DELAY = 0.01
+ending.END_RETRY_FOR = 0.5
 with create_app().app_context():
     runner.run_one(int(sys.argv[1]))
 """

@@ -50,6 +50,8 @@ class Child(ABC):
         self.started = time.monotonic()
         #: Exit status once reaped: >= 0 an exit code, < 0 the signal that killed it.
         self.returncode: int | None = None
+        #: ``TACHES_KEEP_TASK_PROCESSES``: else what the task left running dies with it.
+        self.keep_processes = False
 
     @abstractmethod
     def poll(self) -> int | None:

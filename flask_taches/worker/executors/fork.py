@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 
 from ...exit_codes import exit_code
+from ...processes import stop_leftovers
 from ...runner import run_claimed
 from ...store import Claimed
 from .base import Child, EndHint
@@ -41,6 +42,8 @@ class ForkedChild(Child):
     def poll(self) -> int | None:
         if self.returncode is not None:
             return self.returncode
+        if not self.keep_processes:
+            stop_leftovers(self.pid)
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
@@ -79,10 +82,12 @@ class ForkExecutor(ForkingExecutor):
             raise
         if pid == 0:
             leave_child(lambda: self._child(claimed, slot))
-        return ForkedChild(claimed, pid, self.board, slot)
+        child = ForkedChild(claimed, pid, self.board, slot)
+        child.keep_processes = self.keep_processes
+        return child
 
     def _child(self, claimed: Claimed, slot: HintSlot | None) -> int:
-        become_task_process(self.store, self.after_fork)
+        become_task_process(self.store, self.after_fork, self.verbosity)
         with self.app.app_context():
             status = run_claimed(
                 claimed.id, claimed.attempt, verbosity=self.verbosity, row=claimed.row

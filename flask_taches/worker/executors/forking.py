@@ -47,23 +47,31 @@ class ForkingExecutor(Executor):
         self.app = app
         self.verbosity = verbosity
         self.after_fork = list(after_fork)
-        self.store = app_state(app).store
+        state = app_state(app)
+        #: ``TACHES_KEEP_TASK_PROCESSES``: else what a task leaves running dies with it.
+        self.keep_processes = bool(state.config["TACHES_KEEP_TASK_PROCESSES"])
+        self.store = state.store
         self.store.before_fork()
 
 
-def become_task_process(store: Store, after_fork: Sequence[Callable[[], None]]) -> None:
+def become_task_process(
+    store: Store, after_fork: Sequence[Callable[[], None]], verbosity: int | None = None
+) -> None:
     """First thing in a child forked to run tasks (by the fork executor or the pool's).
 
     None of the manager's database connections, a session of its own (a
     signal meant for the manager's terminal never reaches it, and the manager
     stops it together with what it spawned), the manager's hooks, and the
-    OOM killer's first pick.
+    OOM killer's first pick. ``verbosity`` 0 (the manager below ``-vv``): what
+    the task prints goes to ``/dev/null``, not to the manager's output.
     """
     store.forget_connections_after_fork()
     os.setsid()
     for hook in after_fork:
         hook()
     _raise_oom_score()
+    if verbosity == 0:
+        _silence_output()
 
 
 def flush_output() -> None:
@@ -83,6 +91,21 @@ def leave_child(body: Callable[[], int]) -> NoReturn:
     finally:
         flush_output()
         os._exit(code)
+
+
+def _silence_output() -> None:
+    """Point the standard output and error at ``/dev/null``.
+
+    At the file descriptors, so that what the task runs (C code,
+    subprocesses) is silenced too; its logs are what it has to say.
+    """
+    flush_output()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+    finally:
+        os.close(devnull)
 
 
 def _raise_oom_score() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ...processes import SIGKILL
+from ...processes import SIGKILL, stop_leftovers
 from ...store import Claimed
 from .base import Child, Executor
 
@@ -26,6 +26,8 @@ class SpawnedChild(Child):
 
     def poll(self) -> int | None:
         if self.returncode is None:
+            if not self.keep_processes:
+                stop_leftovers(self.pid)
             self.returncode = self.process.poll()
         return self.returncode
 
@@ -47,9 +49,12 @@ class SubprocessExecutor(Executor):
 
     name = "subprocess"
 
-    def __init__(self, app_import_path: str | None, *, verbosity: int = 0) -> None:
+    def __init__(
+        self, app_import_path: str | None, *, verbosity: int = 0, keep_processes: bool = False
+    ) -> None:
         self.app_import_path = app_import_path
         self.verbosity = verbosity
+        self.keep_processes = keep_processes
 
     def command(self, claimed: Claimed) -> list[str]:
         args = [sys.executable, "-m", "flask"]
@@ -70,7 +75,16 @@ class SubprocessExecutor(Executor):
                 command, stdin=subprocess.DEVNULL, close_fds=True, creationflags=group
             )
         else:
+            # Below the manager's -vv, what the task prints goes nowhere.
+            output = None if self.verbosity else subprocess.DEVNULL
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                close_fds=True,
+                start_new_session=True,
             )
-        return SpawnedChild(claimed, process)
+        child = SpawnedChild(claimed, process)
+        child.keep_processes = self.keep_processes
+        return child

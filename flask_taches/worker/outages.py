@@ -1,0 +1,176 @@
+"""The database out of reach: the manager stays up, says so once, and tries again.
+
+A server restarting, a network cut, a failover: the manager's statements fail
+with connection errors until the database is back. The manager must neither
+exit (its running tasks are still its to supervise) nor print one error per
+poll. :class:`Outages` turns such a spell into two lines, one when it starts
+and one when the database answers again; in between, the worker's database
+error lines are held back (counted), and the manager probes the server with
+a backoff that doubles up to :data:`MAX_BACKOFF`.
+
+Only connection errors open an outage (a lost connection, a refused one, a
+server shutting down); any other database error is logged as before, and a
+bug such as a missing table still stops the manager with its message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from ..store import Store
+from .log import logger
+
+FIRST_BACKOFF = 0.5  # seconds before the first probe of a database that went away
+MAX_BACKOFF = 5.0  # seconds: the probes never wait longer than this
+#: The worker's lines that report a failed statement: held back during an outage.
+DATABASE_ERROR_ACTIONS = frozenset(
+    {
+        "claim_error",
+        "start_error",
+        "end_error",
+        "settle_error",
+        "supervise_error",
+        "rescue_error",
+        "listen_error",
+        "registry_error",
+        "retention",
+    }
+)
+
+
+def database_errors(store: Store) -> tuple[type[BaseException], ...]:
+    """What a statement may raise: SQLAlchemy's errors, and the driver's own.
+
+    A driver's error escapes SQLAlchemy's wrapping where the dialect talks to
+    the connection directly (PyMySQL's, when a connection's isolation level
+    is set on a connection the server dropped).
+    """
+    dbapi = store.engine.dialect.loaded_dbapi
+    return (SQLAlchemyError, TimeoutError, dbapi.Error)
+
+
+def is_connection_error(exc: BaseException, store: Store) -> bool:
+    """Whether ``exc`` says the database is out of reach (rather than a bad statement)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    dbapi = store.engine.dialect.loaded_dbapi
+    return isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError))
+
+
+class Outages:
+    """One manager's view of its database's reachability (see the module's docstring)."""
+
+    def __init__(self, store: Store, running: Callable[[], int] = lambda: 0) -> None:
+        self.store = store
+        self.errors = database_errors(store)
+        self._running = running
+        self._since: float | None = None
+        self._probe_at = 0.0
+        self._backoff = FIRST_BACKOFF
+        self._held_back = 0
+        self._filter = _HoldBack(self)
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, exc: BaseException, what: str) -> bool:
+        """``what`` failed with ``exc``: True if that is (or continues) an outage.
+
+        False: not a connection error, for the caller to report as any error.
+        """
+        if not is_connection_error(exc, self.store):
+            return False
+        if self._since is None:
+            self._since = time.monotonic()
+            self._backoff = FIRST_BACKOFF
+            self._held_back = 0
+            logger.error(
+                "database unreachable (%s: %s); %s running task(s) go on, the manager"
+                " retries every %g to %g s and says when it is back",
+                what,
+                _one_line(exc),
+                self._running(),
+                FIRST_BACKOFF,
+                MAX_BACKOFF,
+                extra={"action": "outage", "tache_id": None},
+            )
+        self._probe_at = time.monotonic() + self._next_backoff()
+        return True
+
+    def check(self) -> None:
+        """During an outage, once its backoff has passed: is the database back?"""
+        if self._since is None or time.monotonic() < self._probe_at:
+            return
+        try:
+            with self.store.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except self.errors as exc:
+            if not self.failed(exc, "probe"):
+                raise
+            return
+        self.succeeded()
+
+    def succeeded(self) -> None:
+        """A statement went through: an outage, if any, is over."""
+        if self._since is None:
+            return
+        logger.warning(
+            "database reachable again after %.1f s (%s error line(s) held back meanwhile)",
+            time.monotonic() - self._since,
+            self._held_back,
+            extra={"action": "outage_over", "tache_id": None},
+        )
+        self._since = None
+
+    def survive(self, loop: Callable[[], None], pause: Callable[[float], None]) -> None:
+        """Run ``loop``; when a connection error escapes it, wait and run it again."""
+        logger.addFilter(self._filter)
+        try:
+            while True:
+                try:
+                    loop()
+                    return
+                except self.errors as exc:
+                    if not self.failed(exc, "the manager's loop"):
+                        raise
+                pause(max(0.0, self._probe_at - time.monotonic()))
+        finally:
+            logger.removeFilter(self._filter)
+
+    def _next_backoff(self) -> float:
+        delay = self._backoff * random.uniform(0.8, 1.2)  # managers do not probe in step
+        self._backoff = min(MAX_BACKOFF, self._backoff * 2)
+        return delay
+
+    def hold_back(self, record: logging.LogRecord) -> bool:
+        """Whether a worker line is a database error line repeating the outage."""
+        if self._since is None or getattr(record, "action", None) not in DATABASE_ERROR_ACTIONS:
+            return False
+        self._held_back += 1
+        return True
+
+
+class _HoldBack(logging.Filter):
+    def __init__(self, outages: Outages) -> None:
+        super().__init__()
+        self.outages = outages
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.outages.hold_back(record)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error, without SQLAlchemy's background link."""
+    orig: Any = getattr(exc, "orig", None)
+    text_ = str(orig if orig is not None else exc).strip().splitlines()
+    return text_[0] if text_ else type(exc).__name__
