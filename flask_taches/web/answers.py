@@ -18,7 +18,7 @@ from ..exceptions import InvalidTransition, NotAllowed, TacheError, TacheNotFoun
 from ..models import Tache
 from ..status import Status
 from . import csrf, i18n
-from .templating import render_result, render_status
+from .templating import Fragments, render_result, render_status
 
 #: Routes that always answer JSON, errors included.
 JSON_ENDPOINTS = frozenset({"taches.status_json", "taches.batch_status"})
@@ -89,17 +89,22 @@ def status_data(tache: Tache) -> dict[str, Any]:
     return data
 
 
-def live_data(tache: Tache) -> dict[str, Any]:
+def live_data(tache: Tache, fragments: Fragments | None = None) -> dict[str, Any]:
     """One task as the batch route gives it: :func:`status_data` and both fragments.
 
     Without ``logs``: a page polls this every few seconds for every task it
     shows, and a long task's log would travel each time; ``result_html``
     carries the logs summary and ``/<id>/status.json`` the full log.
+    ``fragments``: one renderer for a whole batch (:class:`.templating.Fragments`).
     """
     data = status_data(tache)
     del data["logs"]
-    data["status_html"] = str(render_status(tache))
-    data["result_html"] = str(render_result(tache))
+    if fragments is None:
+        data["status_html"] = str(render_status(tache))
+        data["result_html"] = str(render_result(tache))
+    else:
+        data["status_html"] = str(fragments.status(tache))
+        data["result_html"] = str(fragments.result(tache))
     return data
 
 

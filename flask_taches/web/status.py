@@ -21,7 +21,7 @@ from .answers import (
 from .blueprint import blueprint
 from .inputs import as_list, parse_id, parse_signature, split_commas
 from .rows import shown_or_404
-from .templating import render_status
+from .templating import Fragments, render_status
 
 
 @blueprint.get("/<int:tache_id>/status")
@@ -57,8 +57,9 @@ def batch_status() -> Response:
     pages = live.parse_pages(body.get("pages"))
     rows = set(live.parse_rows(body.get("rows")))
     found, missing_ids, missing_signatures = find_batch([*ids, *pages, *rows], signatures)
+    fragments = Fragments()
     payload: dict[str, Any] = {
-        "taches": [_with_row(live_data(t), t, rows) for t in found],
+        "taches": [_with_row(live_data(t, fragments), t, rows) for t in found],
         "missing": {"ids": missing_ids, "signatures": missing_signatures},
     }
     if pages:

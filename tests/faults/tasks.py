@@ -63,3 +63,11 @@ def many_logs(tache: Tache, count: int = 3000) -> int:
     for n in range(count):
         tache.log("info", f"line {n}")
     return count
+
+
+def log_and_report(tache: Tache, lines: int = 20) -> int:
+    """Logs ``lines`` lines and reports progress after each: a task the pages show live."""
+    for n in range(lines):
+        tache.log("info", f"step {n} of {lines}")
+        tache.set_progress(n + 1, lines, label=f"step {n + 1}")
+    return lines

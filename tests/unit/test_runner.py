@@ -212,6 +212,7 @@ def chatty(tache: Tache) -> dict[str, Any]:
     return {"same_list": tache.logs is logs, "grew_by": len(tache.logs) - before}
 
 
+@pytest.mark.taches_config(TACHES_MAX_LOGS=CHATTY_LINES + 1)
 def test_a_chatty_task_appends_its_logs_without_copying_them(db_ctx: Flask) -> None:
     """Each entry is appended in place: N lines cost O(N), not a copy of the list per line."""
     stored = add_and_run("tests.unit.test_runner:chatty")
