@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from types import FrameType
 
 from flask import Flask
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..processes import handling, reset_to_default
 from ..state import app_state
@@ -103,10 +102,7 @@ class Manager:
     def _make_executor(self, app_import_path: str | None) -> Executor:
         child_verbosity = max(0, self.options.verbosity - 1)
         if self.options.executor == "subprocess":
-            keep = bool(app_state(self.app).config["TACHES_KEEP_TASK_PROCESSES"])
-            return SubprocessExecutor(
-                app_import_path, verbosity=child_verbosity, keep_processes=keep
-            )
+            return SubprocessExecutor(app_import_path, verbosity=child_verbosity)
         if self.options.executor == "pool":
             limits, wake_fd = self.options.child_limits, self.wakeups.signal_fd
             return PoolExecutor(
@@ -297,9 +293,7 @@ class Manager:
                 expect_work=self._last_full,
             )
         except self.outages.errors as exc:
-            if not self.outages.failed(exc, "claim"):
-                extra = {"action": "claim_error", "tache_id": None}
-                logger.error("claim failed: %s", exc, extra=extra)
+            self.outages.report(exc, "claim failed", "claim_error")
             self._last_full = False
             return -1
         self.outages.succeeded()
@@ -322,7 +316,7 @@ class Manager:
         pids = self.pids.snapshot()
         try:
             self.store.record_pids(pids, self.hostname)
-        except SQLAlchemyError as exc:
+        except self.outages.errors as exc:
             logger.error(
                 "cannot record the pids of started tasks: %s",
                 exc,

@@ -107,6 +107,11 @@ class Outages:
         self._probe_at = time.monotonic() + self._next_backoff()
         return True
 
+    def report(self, exc: BaseException, what: str, action: str) -> None:
+        """``what`` failed: part of an outage, or an error line of its own."""
+        if not self.failed(exc, what):
+            logger.error("%s: %s", what, exc, extra={"action": action, "tache_id": None})
+
     def check(self) -> None:
         """During an outage, once its backoff has passed: is the database back?"""
         if self._since is None or time.monotonic() < self._probe_at:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from flask import has_app_context
+
 from ...processes import SIGKILL, stop_leftovers
+from ...state import app_state
 from ...store import Claimed
 from .base import Child, Executor
 
@@ -50,10 +53,13 @@ class SubprocessExecutor(Executor):
     name = "subprocess"
 
     def __init__(
-        self, app_import_path: str | None, *, verbosity: int = 0, keep_processes: bool = False
+        self, app_import_path: str | None, *, verbosity: int = 0, keep_processes: bool | None = None
     ) -> None:
         self.app_import_path = app_import_path
         self.verbosity = verbosity
+        if keep_processes is None:  # the setting of the app in context (the manager's)
+            config = app_state().config if has_app_context() else {}
+            keep_processes = bool(config.get("TACHES_KEEP_TASK_PROCESSES", False))
         self.keep_processes = keep_processes
 
     def command(self, claimed: Claimed) -> list[str]:
