@@ -71,3 +71,16 @@ def log_and_report(tache: Tache, lines: int = 20) -> int:
         tache.log("info", f"step {n} of {lines}")
         tache.set_progress(n + 1, lines, label=f"step {n + 1}")
     return lines
+
+
+def steps(path: str, tache: Tache, first: int = 200, later: int = 10) -> int:
+    """Works in 50 ms steps (``first`` on attempt 1, ``later`` after), then appends its run.
+
+    Counted in steps, not by the clock: a process frozen midway still has
+    its remaining steps to do when it resumes, so its fencing stops it first.
+    """
+    count = first if tache.attempts == 1 else later
+    for _ in range(count):
+        time.sleep(0.05)
+    _append(path, f"{tache.id} {tache.attempts}\n")
+    return count
