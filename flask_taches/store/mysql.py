@@ -48,7 +48,13 @@ class MySQLStore(Store):
     @contextmanager
     def _claim_transaction(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            try:
+                conn = conn.execution_options(isolation_level="READ COMMITTED")
+            except self.engine.dialect.loaded_dbapi.Error:
+                # The driver's own error (SQLAlchemy does not wrap this call): a
+                # connection the server dropped must not go back to the pool.
+                conn.invalidate()
+                raise
             got = conn.execute(
                 text(f"SELECT GET_LOCK({CLAIM_LOCK_NAME}, :wait)"), {"wait": CLAIM_LOCK_WAIT}
             ).scalar()
