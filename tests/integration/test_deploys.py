@@ -69,8 +69,15 @@ def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def group(db_ctx: Flask, tmp_path: Path, code: Path) -> Iterator[Managers]:
-    with managers(tmp_path, **{EXTRA_MODULES_VARIABLE: PACKAGE}) as started:
+def executor() -> str:
+    """The managers' executor; a test parametrizes it to run on others."""
+    return "fork"
+
+
+@pytest.fixture
+def group(db_ctx: Flask, tmp_path: Path, code: Path, executor: str) -> Iterator[Managers]:
+    settings = {EXTRA_MODULES_VARIABLE: PACKAGE, "TACHES_EXECUTOR": executor}
+    with managers(tmp_path, **settings) as started:
         started.env["PYTHONPATH"] = os.pathsep.join([started.env["PYTHONPATH"], str(code)])
         yield started
 
@@ -136,8 +143,9 @@ def test_a_function_deployed_after_the_manager_started_is_found(
 
 
 @pytest.mark.taches_config(TACHES_ALLOWED_MODULES=["tests", PACKAGE])
+@pytest.mark.parametrize("executor", ["fork", "pool"])
 def test_sighup_re_executes_the_manager_and_no_task_is_lost_or_run_twice(
-    group: Managers, code: Path, tmp_path: Path
+    group: Managers, code: Path, tmp_path: Path, executor: str
 ) -> None:
     out = tmp_path / "out.txt"
     manager = group.start("--forever", "--max", "4", "-v")

@@ -165,9 +165,15 @@ class PoolExecutor(ForkingExecutor):
             self._drop(process)
 
     def close(self) -> None:
-        """Let every child go (each leaves once its task, if any, is over) and reap them."""
+        """Let every child go, and reap those that had no task.
+
+        A child still running a task (the manager re-executes itself on SIGHUP,
+        or was stopped by an error) finishes it, records its end and leaves on
+        its own; its manager's next image reaps it, as a forked child's.
+        """
+        for process in self._busy.values():
+            process.close()
         self._leaving.extend(self._idle)
-        self._leaving.extend(self._busy.values())
         self._idle, self._busy = [], {}
         for process in self._leaving:
             process.close()
