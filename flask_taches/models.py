@@ -333,7 +333,8 @@ class TacheSchedule(Base):
 
     __tablename__ = "taches_schedules"
 
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: Compared exactly, as the names are declared (MariaDB's default collation would not).
+    name: Mapped[str] = mapped_column(ExactText, primary_key=True)
     #: When a manager first saw the schedule: slots before it are not missed.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_slot: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

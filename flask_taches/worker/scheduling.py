@@ -69,8 +69,9 @@ class Scheduler:
         slot = due_slot(
             schedule.timing,
             now=now,
-            first_seen=self._first_seen[planned.name],
-            done_through=self._done_through[planned.name],
+            # A row no read returned (made meanwhile): seen now, nothing done yet.
+            first_seen=self._first_seen.setdefault(planned.name, now),
+            done_through=self._done_through.get(planned.name),
             catch_up=schedule.catch_up,
         )
         if slot is None:

@@ -48,3 +48,12 @@ def test_a_unique_schedule_adds_nothing_while_its_last_task_is_live(db_ctx: Flas
     assert taches.latest_ids(["nightly"]) == {"nightly": first}  # no second task
     (row,) = store.schedule_rows(["nightly"], NOW).values()
     assert row.last_slot == later  # the slot is taken: a manager will not try it again
+
+
+def test_schedule_names_are_compared_exactly(db_ctx: Flask) -> None:
+    store = taches.store()
+    rows = store.schedule_rows(["Nightly", "nightly"], NOW - timedelta(days=1))
+    assert sorted(rows) == ["Nightly", "nightly"]  # two rows, MariaDB included
+    planned = plan(parametres={"a": 1})
+    assert store.take_slot("Nightly", NOW, planned.row(NOW, NOW)) is not None
+    assert store.take_slot("nightly", NOW, planned.row(NOW, NOW)) is not None

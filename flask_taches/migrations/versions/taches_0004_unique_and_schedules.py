@@ -52,7 +52,7 @@ def upgrade() -> None:
     op.create_index("uq_taches_live_key", TABLE, ["live_key"], unique=True)
     op.create_table(
         SCHEDULES,
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("name", _exact_text(), nullable=False),
         sa.Column("created_at", _utc_datetime(), nullable=False),
         sa.Column("last_slot", _utc_datetime(), nullable=True),
         sa.Column("last_id", sa.Integer(), nullable=True),
