@@ -1,8 +1,11 @@
 """Live output of ``flask taches run ID -v``/``-vv``: log lines, debug lines, a progress bar.
 
 On a terminal the lines are coloured and the progress bar is redrawn in place
-(``\\r``) under them; when the output is a pipe or a file every line is plain
-text, one per event, so scripts (and tests) can read it. ``parametres_caches``
+(``\\r``) under them, fitted to the terminal's width; when the output is a pipe
+or a file every line is plain text, one per event, so scripts (and tests) can
+read it, with progress at most one line per :data:`PLAIN_PROGRESS_EVERY`
+seconds (and its last state at the end). Under a manager (``start -vv``) each
+line is in the manager's log format, prefixed with the task's id. ``parametres_caches``
 never reaches this module: the runner hands it the method, the ``parametres``
 and the log entries only (masked, see :mod:`flask_taches.runner.hiding`).
 
@@ -16,16 +19,21 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
 from .preview import PREVIEW, preview
 from .verbosity import log_level
 
-BAR_WIDTH = 30  # characters of the progress bar on a terminal
+BAR_WIDTH = 30  # characters of the progress bar on a terminal, at most
+MIN_BAR_WIDTH = 5  # narrower than this, the bar is left out and the text cut
+#: Seconds between two progress lines when the output is not a terminal.
+PLAIN_PROGRESS_EVERY = 2.0
 #: Characters of a log entry's details shown at -vv (a result gets ``PREVIEW``).
 DETAILS_PREVIEW = PREVIEW * 10
 
@@ -84,7 +92,8 @@ class Console:
     """Writes what a running task does to a stream, thread-safely.
 
     ``verbosity`` 1 shows the start, the end and the stored log lines; 2 adds
-    ``tache.debug()`` lines, details and the progress bar.
+    ``tache.debug()`` lines, details and the progress bar. ``task_id``: the lines
+    of a manager's child, in the manager's format (never a bar, never colour).
     """
 
     def __init__(
@@ -94,14 +103,21 @@ class Console:
         *,
         tty: bool | None = None,
         colour: bool | None = None,
+        task_id: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.level = log_level(verbosity)
         self.stream = stream if stream is not None else sys.stdout
-        self.tty = self.stream.isatty() if tty is None else tty
-        self.colour = (self.tty and "NO_COLOR" not in os.environ) if colour is None else colour
+        self.task_id = task_id
+        self.tty = task_id is None and (self.stream.isatty() if tty is None else tty)
+        default_colour = self.tty and "NO_COLOR" not in os.environ
+        self.colour = task_id is None and (default_colour if colour is None else colour)
+        self._clock = clock
         self._lock = threading.Lock()
         self._bar = ""  # the bar currently drawn on the terminal's last line
         self._last_progress = ""  # last plain progress line, to skip repeats
+        self._held_progress = ""  # a plain progress line not printed yet (throttled)
+        self._next_progress = float("-inf")  # when the next plain progress line may print
 
     @property
     def shows_debug(self) -> bool:
@@ -114,7 +130,7 @@ class Console:
     ) -> None:
         if self.level > logging.INFO:
             return
-        text = f"task {tache_id} started: {method} (attempt {attempt}, pid {os.getpid()})"
+        text = f"{self._task(tache_id)}started: {method} (attempt {attempt}, pid {os.getpid()})"
         if parametres and self.shows_debug:
             text += f" parametres {preview(dict(parametres))}"
         self._line(text, "\033[1m")
@@ -139,21 +155,30 @@ class Console:
                 self.stream.write(CLEAR_LINE + self._bar)
                 self.stream.flush()
             return
-        if text != self._last_progress:
-            self._last_progress = text
-            self._line(f"progress {text}")
+        if text == self._last_progress:
+            return
+        self._last_progress = text
+        now = self._clock()
+        if now < self._next_progress:
+            self._held_progress = text  # printed when the interval is over, or at the end
+            return
+        self._next_progress = now + PLAIN_PROGRESS_EVERY
+        self._held_progress = ""
+        self._line(f"progress {text}")
 
     def ended(self, tache_id: int, status: str, seconds: float, result: Any = None) -> None:
         if self.level > logging.INFO:
             return
-        text = f"task {tache_id} {status} in {seconds:.2f} s"
+        text = f"{self._task(tache_id)}{status} in {seconds:.2f} s"
         if result is not None:
             text += f": result {preview(result)}"
         self.close()  # the last bar stays above the end line
         self._line(text, STATUS_COLOURS.get(status, ""))
 
     def close(self) -> None:
-        """Leave the terminal's cursor on a fresh line (the bar stays visible)."""
+        """Leave the terminal's cursor on a fresh line (the bar stays visible), and
+        print the last progress the throttle held back."""
+        self._release_progress()
         with self._lock:
             if self._bar:
                 self.stream.write(CLEAR_LINE + self._bar + "\n")
@@ -163,17 +188,27 @@ class Console:
     # -- drawing --------------------------------------------------------------------
 
     def _entry(self, level: str, message: str, details: Any, at: Any) -> None:
-        clock = _clock(at)
-        text = f"{clock} {level.upper():<8} {message}"
+        text = f"{level.upper():<8} {message}"
+        if self.task_id is None:
+            text = f"{_clock(at)} {text}"
         self._line(text, LEVEL_COLOURS.get(level, ""))
         if details is not None and self.shows_debug:
             # A traceback stays on its lines; any other control is escaped by _line.
             for line in preview(details, limit=DETAILS_PREVIEW).split("\n"):
                 self._line(f"    {line}", LEVEL_COLOURS["debug"])
 
+    def _release_progress(self) -> None:
+        """The progress line the throttle held back, printed before any other line."""
+        if self._held_progress:
+            held, self._held_progress = self._held_progress, ""
+            self._line(f"progress {held}")
+
     def _line(self, text: str, colour: str = "") -> None:
         """Print a line (escaped, then painted) above the progress bar, then redraw the bar."""
+        self._release_progress()  # the progress reached so far comes before what follows
         text = self._paint(printable(text), colour)
+        if self.task_id is not None:
+            text = f"{_log_time()} task {self.task_id}: {text}"
         with self._lock:
             if self._bar:
                 self.stream.write(CLEAR_LINE)
@@ -185,13 +220,23 @@ class Console:
     def _paint(self, text: str, colour: str) -> str:
         return f"{colour}{text}{RESET}" if self.colour and colour else text
 
+    def _task(self, tache_id: int) -> str:
+        """``task N `` at the head of a line, unless the prefix already says it."""
+        return "" if self.task_id is not None else f"task {tache_id} "
+
     def _bar_line(self, progress: Mapping[str, Any], text: str) -> str:
+        """``[####----] text`` within the terminal's width: a line that wrapped
+        could not be redrawn in place."""
         text = printable(text)
+        columns = shutil.get_terminal_size().columns - 1  # the last column wraps on some
+        width = min(BAR_WIDTH, columns - len(text) - 3)
+        if width < MIN_BAR_WIDTH:
+            return text[: max(1, columns)]
         percent = progress.get("percent")
-        filled = round(BAR_WIDTH * float(percent) / 100) if percent is not None else 0
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        filled = round(width * float(percent) / 100) if percent is not None else 0
+        bar = "#" * filled + "-" * (width - filled)
         if self.colour:
-            bar = f"\033[32m{'#' * filled}\033[2m{'-' * (BAR_WIDTH - filled)}{RESET}"
+            bar = f"\033[32m{'#' * filled}\033[2m{'-' * (width - filled)}{RESET}"
         return f"[{bar}] {text}"
 
 
@@ -212,6 +257,12 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _log_time() -> str:
+    """Now as the manager's log lines show it (``logging``'s default ``asctime``)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"
 
 
 def _clock(at: Any) -> str:

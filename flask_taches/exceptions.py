@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 
 class TacheError(Exception):
     """A task could not be added, found or run."""
@@ -62,8 +64,19 @@ class UncommittedSession(TacheError):
     """Commit db.session first: it holds uncommitted changes."""
 
 
-class ConfigurationError(TacheError):
-    """flask-taches is not set up correctly for this application."""
+class ConfigurationError(TacheError, click.ClickException):
+    """flask-taches is not set up correctly for this application.
+
+    Also a ``click.ClickException``: raised while the ``flask`` command loads the
+    application (a bad setting in ``init_app``), it prints as one ``Error: ...``
+    line instead of a traceback.
+    """
+
+
+class SchemaMissing(ConfigurationError):
+    """The extension's tables are missing: run `flask db upgrade` or `flask taches upgrade`."""
+
+    exit_code = 2
 
 
 class RetryRequested(BaseException):

@@ -2,7 +2,9 @@
 
 Every task command is a :class:`TaskCommand`: a usage error (a bad option, a
 bad ID) and any :class:`~flask_taches.TacheError` the service or the runner
-raises leave as :class:`InvalidInput`, so no command translates errors itself.
+raises leave as :class:`InvalidInput`, so no command translates errors itself;
+so does a database error whose reason is a missing table (which one, and how
+to create it).
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..console import printable
 from ..exceptions import TacheError
 from ..exit_codes import EXIT_NOT_RUN
+from ..migrations.check import missing_schema
+from ..state import app_state
 
 #: Bad input, for every command: for ``run`` it is "nothing to run here" (see ``exit_codes``).
 EXIT_INVALID = EXIT_NOT_RUN
@@ -53,3 +58,9 @@ class TaskCommand(click.Command):
             return super().invoke(ctx)
         except TacheError as exc:
             raise InvalidInput(str(exc)) from exc
+        except SQLAlchemyError as exc:
+            # A missing table is a set-up step not done: one line that says which.
+            missing = missing_schema(app_state().store.engine)
+            if missing is None:
+                raise
+            raise InvalidInput(str(missing)) from exc

@@ -19,6 +19,8 @@ from flask.cli import ScriptInfo
 
 from ..console import printable
 from ..exceptions import ConfigurationError
+from ..migrations.check import missing_schema
+from ..proctitle import manager_title, set_title
 from ..state import app_state
 from ..status import Status
 from ..verbosity import log_level
@@ -131,6 +133,9 @@ def start(
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
+    missing = missing_schema(app_state(app).store.engine)  # None too if the database is down
+    if missing is not None:  # else it would log the error every second
+        raise missing
     info = click.get_current_context().find_object(ScriptInfo)
     app_import_path = info.app_import_path if info is not None else None
     with manager_output(verbosity):
@@ -138,6 +143,10 @@ def start(
             manager = Manager(app, options, app_import_path=app_import_path)
         except (OSError, ConfigurationError) as exc:  # fork where there is none, a bad setting
             raise click.ClickException(str(exc)) from None
+        queues = options.queues or ()
+        set_title(
+            manager_title(app_import_path, options.max_running, manager.executor.name, queues)
+        )
         try:
             code = manager.run()
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -77,7 +78,7 @@ def run_command(tache_id: int, verbosity: int, force: bool, attempt: int | None)
     outside TACHES_ALLOWED_MODULES) or its end not this run's (taken over elsewhere).
     """
     if attempt is not None:
-        status = run_claimed(tache_id, attempt, verbosity=verbosity)
+        status = run_claimed(tache_id, attempt, verbosity=verbosity, for_manager=True)
     else:
         status = run_one(tache_id, force=force, verbosity=verbosity)
     if status is not Status.COMPLETED and verbosity == 0:
@@ -106,6 +107,11 @@ def run_command(tache_id: int, verbosity: int, force: bool, attempt: int | None)
 @click.option("--run-at", "run_at", metavar="ISO", help="Not before this date-time (naive: UTC).")
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before giving up.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds.")
+@click.option(
+    "--fichier",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to attach (copied into the task's folder, as add(fichier=...)).",
+)
 def add_command(
     method: str,
     params: tuple[str, ...],
@@ -116,6 +122,7 @@ def add_command(
     run_at: str | None,
     max_attempts: int | None,
     timeout: float | None,
+    fichier: Path | None,
 ) -> None:
     """Add a task that calls METHOD ("package.module:function") and print its id."""
     options: dict[str, Any] = {"parametres": parse_parametres(json_text, params)}
@@ -129,7 +136,7 @@ def add_command(
         "timeout": timeout,
     }
     options.update({key: value for key, value in given.items() if value is not None})
-    click.echo(_service().add(method, owner=None, **options))
+    click.echo(_service().add(method, owner=None, fichier=fichier, **options))
 
 
 # -- list and show ----------------------------------------------------------------------------

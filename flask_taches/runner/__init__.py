@@ -85,6 +85,7 @@ def run_claimed(
     *,
     verbosity: int = 0,
     row: Mapping[str, Any] | None = None,
+    for_manager: bool = False,
 ) -> Status | None:
     """Run a task already RUNNING with ``attempts == attempt``, in this process.
 
@@ -95,8 +96,14 @@ def run_claimed(
     ``row`` is the row as a manager just claimed it, in the process it forked
     for the task: the manager records that process's pid, so nothing is read
     or written before the task runs (every later write is fenced as usual).
+
+    Under a manager (a ``row`` it claimed, or ``for_manager``: a spawned ``run
+    --attempt``) the output is in the manager's log format, each line with the id.
     """
-    return run_claimed_reporting(tache_id, attempt, verbosity=verbosity, row=row).status
+    ran = run_claimed_reporting(
+        tache_id, attempt, verbosity=verbosity, row=row, for_manager=for_manager
+    )
+    return ran.status
 
 
 def run_claimed_reporting(
@@ -105,11 +112,13 @@ def run_claimed_reporting(
     *,
     verbosity: int = 0,
     row: Mapping[str, Any] | None = None,
+    for_manager: bool = False,
 ) -> Ran:
     """:func:`run_claimed`, also saying whether the task was stopped (a pool child asks)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     store = app_state(app).store
-    console = Console(verbosity) if verbosity > 0 else None
+    prefix = tache_id if for_manager or row is not None else None
+    console = Console(verbosity, task_id=prefix) if verbosity > 0 else None
     if row is not None:
         return Attempt(app, store, row, attempt, console, mark=False).run_reporting()
     row = store.get_row(tache_id)  # no write lock: SQLite writers are busy beating

@@ -25,6 +25,7 @@ from ..exceptions import TacheError
 from ..injection import Injector, bind
 from ..models import Tache
 from ..processes import handling
+from ..proctitle import task_title, titled
 from ..signals import send, tache_started
 from ..state import app_state
 from ..status import Status
@@ -120,8 +121,9 @@ class Attempt:
         self.tache.attach_recorder(self.recorder)
         send(tache_started, self.app, tache=self.tache, attempt=self.attempt)
         handlers = signal_handlers(self.stops)
+        title = titled(task_title(self.tache_id, self.tache.method))  # for ps and top
         try:
-            with handling(handlers) as installed:
+            with title, handling(handlers) as installed:
                 if installed and handlers:
                     self.stops.interruptible_in(threading.main_thread().ident)
                 self.watchdog.start_at(self.started)

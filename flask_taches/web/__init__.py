@@ -10,7 +10,8 @@ task), :mod:`.bulk` (cancel-all, restart-failed, delete-finished on a filter,
 with the panels of :mod:`.overview`), :mod:`.files` (the download),
 :mod:`.health` and :mod:`.metrics` (for load balancers and Prometheus),
 :mod:`.answers` (HTML or JSON, errors, the 404 for what a user may not see),
-:mod:`.redirects`, :mod:`.inputs`, :mod:`.rows`, and beside the routes
+:mod:`.redirects`, :mod:`.inputs`, :mod:`.rows`, :mod:`.schema_missing` (a page that finds no
+table), and beside the routes
 :mod:`.templating` and :mod:`.showing` (Jinja globals), :mod:`.csrf` and :mod:`.i18n`.
 
 Every route calls the service (``app_state().service``); endpoint names are
@@ -19,7 +20,7 @@ Every route calls the service (``app_state().service``); endpoint names are
 
 from __future__ import annotations
 
-from . import actions, bulk, files, health, metrics, pages, status  # noqa: F401  (each adds its routes to the blueprint)
+from . import actions, bulk, files, health, metrics, pages, schema_missing, status  # noqa: F401  (each adds its routes to the blueprint)
 from .blueprint import blueprint
 
 __all__ = ["blueprint"]

@@ -125,7 +125,8 @@ def test_plain_console_at_vv_adds_debug_details_and_progress_lines() -> None:
     console.debug("a debug line", {"n": 1})
     console.progress(PROGRESS)
     console.progress(PROGRESS)  # a repeat is not printed twice
-    console.progress({**PROGRESS, "phase": 2, "phases": 3, "step": 4})
+    console.progress({**PROGRESS, "phase": 2, "phases": 3, "step": 4})  # held back...
+    console.close()  # ...then printed, as the last state
     lines = out.getvalue().splitlines()
     assert lines[1] == '    {"k": 1}'
     assert lines[2].endswith("DEBUG    a debug line")

@@ -161,4 +161,4 @@ def test_start_vv_escapes_the_managers_lines_and_the_tasks_output(app_ctx: Flask
     assert_printable(done.stdout + done.stderr)
     assert f"claimed task {refused} (attempt 1): tests.tasks:add{SHOWN}" in done.stdout
     assert f"message {SHOWN}" in done.stdout
-    assert f"task {tache_id} COMPLETED" in done.stdout
+    assert f"task {tache_id}: COMPLETED" in done.stdout
