@@ -15,7 +15,7 @@ method string (a bulk add of one method reads its signature once).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import InvalidTache
@@ -31,23 +31,28 @@ _required: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 def check_provided(
     method: str,
     allowed: Sequence[str],
-    services: Iterable[str],
+    services: Container[str],
     sources: Iterable[Mapping[str, Any] | None],
     *,
     previous: bool = False,
 ) -> None:
     """Raise :class:`InvalidTache` naming the first parameter nothing provides."""
-    provided = set(BUILTIN_NAMES).union(services)
-    for source in sources:
-        provided.update(source or ())
-    if previous:
-        provided.add(PREVIOUS)
-    for name in required(method, allowed):
-        if name not in provided:
-            raise InvalidTache(
-                f"{method}: nothing provides its parameter {name!r} (not tache, app, db or "
-                "logger, no registered service, not in parametres, no default)"
-            )
+    needed = required(method, allowed)
+    if not needed:
+        return  # the usual case in a bulk add: nothing is built per row
+    given = [source for source in sources if source]
+    for name in needed:
+        if (
+            name in BUILTIN_NAMES
+            or name in services
+            or (previous and name == PREVIOUS)
+            or any(name in source for source in given)
+        ):
+            continue
+        raise InvalidTache(
+            f"{method}: nothing provides its parameter {name!r} (not tache, app, db or "
+            "logger, no registered service, not in parametres, no default)"
+        )
 
 
 def required(method: str, allowed: Sequence[str]) -> tuple[str, ...]:
