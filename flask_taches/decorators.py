@@ -14,12 +14,13 @@ string comes from the function (:func:`~flask_taches.methods.method_for`),
 so renaming or moving it moves the tasks it adds.
 
 Where the options live. ``queue``, ``max_attempts``, ``timeout``,
-``priority`` and ``unique`` are defaults of ``fn.delay``/``fn.add``: they go
-into the row when the task is added (an argument of ``fn.add`` wins), and the
-row is what every manager reads. ``retry_on`` is about the task's own
-exceptions, so it is read where they are raised: the runner resolves the
-method string to this function in the task's process, and reads its options
-there (however the task was added, ``fn.delay`` or ``taches.add("...")``).
+``priority``, ``unique``, ``on_success`` and ``on_failure`` are defaults of
+``fn.delay``/``fn.add``: they go into the row when the task is added (an
+argument of ``fn.add`` wins), and the row is what every manager reads.
+``retry_on`` is about the task's own exceptions, so it is read where they
+are raised: the runner resolves the method string to this function in the
+task's process, and reads its options there (however the task was added,
+``fn.delay`` or ``taches.add("...")``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ from .methods import check_allowed, method_for
 #: The attribute of a decorated function holding its :class:`TaskOptions`.
 OPTIONS_ATTRIBUTE = "__taches_task__"
 #: Options of ``@taches.task`` that are defaults of ``add()``.
-ADD_DEFAULTS = ("queue", "max_attempts", "timeout", "priority", "unique")
+ADD_DEFAULTS = (
+    "queue",
+    "max_attempts",
+    "timeout",
+    "priority",
+    "unique",
+    "on_success",
+    "on_failure",
+)
 
 
 class Adder(Protocol):

@@ -96,6 +96,8 @@ class TachesExtension(TaskService):
         unique: bool | None = None,
         retry_on: Any = None,
         priority: int | None = None,
+        on_success: Any = None,
+        on_failure: Any = None,
     ) -> Any:
         """Decorator: ``@taches.task`` or ``@taches.task(queue=..., retry_on=...)``.
 
@@ -110,6 +112,8 @@ class TachesExtension(TaskService):
             "unique": unique,
             "retry_on": retry_on,
             "priority": priority,
+            "on_success": on_success,
+            "on_failure": on_failure,
         }
         if func is not None:
             return decorate(self, func, **options)

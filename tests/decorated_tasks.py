@@ -40,6 +40,11 @@ def imports(path: str) -> str:
     return path
 
 
+@taches.task(on_success="tests.tasks:returns_nothing", on_failure="tests.tasks:returns_false")
+def hooked() -> None:
+    pass
+
+
 @taches.task
 def total(previous: list[int]) -> int:
     return sum(previous)

@@ -160,3 +160,12 @@ def test_eager_mode_runs_a_task_added_by_a_task(app_ctx: Flask) -> None:
     inner = taches.get_or_raise(outer.result)
     assert (inner.status, inner.result) == (Status.COMPLETED, 10)
     assert messages(outer.id)[-1] == "adding a task from a task"
+
+
+def test_end_hooks_are_defaults_too(app_ctx: Flask) -> None:
+    stored = row(tasks.hooked.delay())
+    assert (stored["on_success"], stored["on_failure"]) == (
+        "tests.tasks:returns_nothing",
+        "tests.tasks:returns_false",
+    )
+    assert row(tasks.hooked.add(on_failure=None))["on_failure"] is None
