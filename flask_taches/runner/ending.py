@@ -149,8 +149,9 @@ class Ending:
                     asked=asked,
                 )
             except errors as exc:
-                # A lock conflict passes; a server that answers yet refuses this end won't.
-                refusals += not _lock_conflict(exc) and self._server_answers()
+                # A lock conflict or a full disk passes; a server that answers yet
+                # refuses this end won't.
+                refusals += not _passing(exc) and self._server_answers()
                 if refusals >= REFUSALS:
                     return self._record_unstorable(status, result, logs, exc)
                 if time.monotonic() + delay > deadline:
@@ -217,9 +218,9 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-#: Words of the errors that say another transaction is in the way (it will pass).
-LOCK_CONFLICT_WORDS = ("locked", "deadlock", "lock wait", "could not serialize")
+#: Words of the errors that pass: another transaction in the way, a disk full for now.
+PASSING_WORDS = ("locked", "deadlock", "lock wait", "could not serialize", "full", "no space")
 
 
-def _lock_conflict(exc: BaseException) -> bool:
-    return any(word in str(exc).lower() for word in LOCK_CONFLICT_WORDS)
+def _passing(exc: BaseException) -> bool:
+    return any(word in str(exc).lower() for word in PASSING_WORDS)

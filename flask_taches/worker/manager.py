@@ -174,7 +174,6 @@ class Manager:
         next_poll = 0.0
         more = True  # the last claim was full: more may be waiting
         while True:
-            self.outages.check()
             reaped = self._reap()
             now = time.monotonic()
             self.children.enforce(now, self._drain_until)
@@ -198,7 +197,7 @@ class Manager:
             claimable = claiming and free > 0 and not self._gathering(free)
             if claimable and (more or reaped or now >= next_poll):
                 got = self._claim(free)
-                delay = self._poll_in(got) if got >= 0 else DB_ERROR_BACKOFF
+                delay = self._poll_in(got) if got >= 0 else self.outages.retry_in()
                 next_poll = time.monotonic() + delay
                 more = got == free
                 if got > 0:

@@ -5,11 +5,13 @@ with connection errors until the database is back. The manager must neither
 exit (its running tasks are still its to supervise) nor print one error per
 poll. :class:`Outages` turns such a spell into two lines, one when it starts
 and one when the database answers again; in between, the worker's database
-error lines are held back (counted), and the manager probes the server with
-a backoff that doubles up to :data:`MAX_BACKOFF`.
+error lines are held back (counted), and the manager claims again with
+a backoff that doubles up to :data:`MAX_BACKOFF`. The outage ends with the
+first claim that goes through (a mere ``SELECT 1`` would pass on a full
+disk, where every write still fails).
 
-Only connection errors open an outage (a lost connection, a refused one, a
-server shutting down); any other database error is logged as before, and a
+Only operational errors open an outage (a lost connection, a refused one, a
+server shutting down, SQLite's full disk); any other database error is logged as before, and a
 bug such as a missing table still stops the manager with its message.
 """
 
@@ -21,14 +23,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from ..store import Store
 from .log import logger
 
-FIRST_BACKOFF = 0.5  # seconds before the first probe of a database that went away
-MAX_BACKOFF = 5.0  # seconds: the probes never wait longer than this
+FIRST_BACKOFF = 0.5  # seconds before the first retry on a database that went away
+MAX_BACKOFF = 5.0  # seconds: the retries never wait longer than this
 #: The worker's lines that report a failed statement: held back during an outage.
 DATABASE_ERROR_ACTIONS = frozenset(
     {
@@ -74,7 +75,7 @@ class Outages:
         self.errors = database_errors(store)
         self._running = running
         self._since: float | None = None
-        self._probe_at = 0.0
+        self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
         self._held_back = 0
         self._filter = _HoldBack(self)
@@ -104,7 +105,7 @@ class Outages:
                 MAX_BACKOFF,
                 extra={"action": "outage", "tache_id": None},
             )
-        self._probe_at = time.monotonic() + self._next_backoff()
+        self._retry_at = time.monotonic() + self._next_backoff()
         return True
 
     def report(self, exc: BaseException, what: str, action: str) -> None:
@@ -112,18 +113,11 @@ class Outages:
         if not self.failed(exc, what):
             logger.error("%s: %s", what, exc, extra={"action": action, "tache_id": None})
 
-    def check(self) -> None:
-        """During an outage, once its backoff has passed: is the database back?"""
-        if self._since is None or time.monotonic() < self._probe_at:
-            return
-        try:
-            with self.store.read() as conn:
-                conn.execute(text("SELECT 1"))
-        except self.errors as exc:
-            if not self.failed(exc, "probe"):
-                raise
-            return
-        self.succeeded()
+    def retry_in(self) -> float:
+        """Seconds before the next claim after a failed one: the outage's backoff."""
+        if self._since is None:
+            return FIRST_BACKOFF
+        return max(0.0, self._retry_at - time.monotonic())
 
     def succeeded(self) -> None:
         """A statement went through: an outage, if any, is over."""
@@ -148,12 +142,12 @@ class Outages:
                 except self.errors as exc:
                     if not self.failed(exc, "the manager's loop"):
                         raise
-                pause(max(0.0, self._probe_at - time.monotonic()))
+                pause(max(0.0, self._retry_at - time.monotonic()))
         finally:
             logger.removeFilter(self._filter)
 
     def _next_backoff(self) -> float:
-        delay = self._backoff * random.uniform(0.8, 1.2)  # managers do not probe in step
+        delay = self._backoff * random.uniform(0.8, 1.2)  # managers do not retry in step
         self._backoff = min(MAX_BACKOFF, self._backoff * 2)
         return delay
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tests.faults.servers import PrivatePostgres, missing, private_server
 from tests.manager_helpers import APP, MARKER_VARIABLE, ROOT, Managers
+from tests.manager_helpers import _parent_of as parent_of
 
 HOST_VARIABLE = "FT_TEST_HOST"
 
@@ -101,6 +102,13 @@ class HostManagers(Managers):
         self.processes.append((process, output))
         return process
 
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+        """SIGTERM the manager inside the host (``unshare`` passes no signal on)."""
+        for pid in _children_of(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        return process.wait(timeout)
+
     def host_pids(self, host: Host) -> list[int]:
         """Every process of this test running on ``host`` (pids as the machine sees them)."""
         needles = (
@@ -151,3 +159,11 @@ def simulated_hosts(count: int) -> Iterator[tuple[list[Host], PrivatePostgres]]:
     finally:
         for host in hosts:
             host.remove()
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and parent_of(int(entry.name)) == pid:
+            found.append(int(entry.name))
+    return found

@@ -84,3 +84,10 @@ def steps(path: str, tache: Tache, first: int = 200, later: int = 10) -> int:
         time.sleep(0.05)
     _append(path, f"{tache.id} {tache.attempts}\n")
     return count
+
+
+def log_much(tache: Tache, lines: int = 50, width: int = 500) -> int:
+    """Logs ``lines`` lines of ``width`` characters: a task that fills a small disk."""
+    for n in range(lines):
+        tache.log("info", f"{n:04d} " + "d" * width)
+    return lines
