@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 
 from flask_taches import Status, Tache
+from tests.app import taches
 
 #: Set by a test (or a manager's environment): the file the app's signal receivers write to.
 SIGNAL_LOG_VARIABLE = "FT_TEST_SIGNAL_LOG"
@@ -61,3 +62,9 @@ def connect_receivers(app: Flask, path: str) -> None:
     tache_added.connect(added, app)
     tache_started.connect(started, app)
     tache_finished.connect(finished, app)
+
+
+@taches.task(on_success=on_end, on_failure="tests.hook_tasks:broken_hook")
+def decorated(path: str) -> str:
+    """A ``@taches.task`` function whose end hooks are options of the decorator."""
+    return "decorated"

@@ -129,3 +129,17 @@ def test_under_a_manager_they_run_in_the_tasks_process(
 
 def _hooked(path: str) -> int:
     return sum(line.startswith("hook ") for line in read_lines(path)) if Path(path).exists() else 0
+
+
+def test_the_decorator_takes_the_hooks_as_defaults(log: str) -> None:
+    from tests.hook_tasks import decorated
+
+    tache_id = decorated.delay(path=log)
+    db.session.remove()
+    stored = row(tache_id)
+    assert (stored["on_success"], stored["on_failure"]) == (
+        f"{HOOKS}:on_end",
+        f"{HOOKS}:broken_hook",
+    )
+    assert run_one(tache_id) is Status.COMPLETED
+    assert read_lines(log)[-1] == f"hook {tache_id} COMPLETED COMPLETED decorated {HERE}"
