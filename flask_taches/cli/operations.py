@@ -16,7 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..clock import utcnow
 from ..console import printable
+from ..migrations.check import missing_schema
 from ..service import health
+from ..state import app_state
 from . import taches_cli
 from .errors import TaskCommand
 
@@ -96,9 +98,17 @@ def check_command(max_ready_age: float | None, max_failed: int | None, within: f
     try:
         found = health.problems(limits)
     except SQLAlchemyError as exc:  # a monitor wants the one line, not a traceback
-        found = [f"cannot read the database: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"]
+        found = [_unreadable(exc)]
     if not found:
         click.echo("ok")
         return
     click.echo(printable("; ".join(found)), err=True)
     sys.exit(EXIT_UNHEALTHY)
+
+
+def _unreadable(exc: SQLAlchemyError) -> str:
+    """Why the figures could not be read: a missing table says how to create it."""
+    missing = missing_schema(app_state().store.engine)
+    if missing is not None:
+        return str(missing)
+    return f"cannot read the database: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"

@@ -99,3 +99,14 @@ def test_check_fails_without_a_manager_and_passes_with_one(group: Managers) -> N
     wait_for("a live manager", lambda: listed(group), DEADLINE, group.output)
     passed = group.command("check")
     assert (passed.returncode, passed.stdout, passed.stderr) == (0, "ok\n", "")
+
+
+def test_check_without_the_tables_says_how_to_create_them(group: Managers) -> None:
+    db.drop_all()
+    try:
+        result = group.command("check")
+    finally:
+        db.create_all()  # for the teardown's look at the rows
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "'taches_managers'" in result.stderr and "flask taches init-db" in result.stderr
