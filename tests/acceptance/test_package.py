@@ -150,9 +150,11 @@ def test_the_wheel_metadata_declares_python_dependencies_and_extras(built: Built
         "SQLAlchemy>=2.0",
         "Flask-Migrate>=4.0",
         "python-dotenv>=1.0",
+        "blinker>=1.9",
     ):
         assert requirement in requires
-    assert {"postgres", "mysql", "dev"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert {"postgres", "mysql", "metrics", "dev"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert any(r.startswith("prometheus_client") and 'extra=="metrics"' in r for r in requires)
     assert any(r.startswith("psycopg[binary]>=3") and 'extra=="postgres"' in r for r in requires)
     assert any(r.startswith("PyMySQL") and 'extra=="mysql"' in r for r in requires)
     assert any(r.startswith("selenium") and 'extra=="dev"' in r for r in requires)
