@@ -1,6 +1,6 @@
 """Costs that must not grow with the table: an empty table beside 1,000,000 finished rows.
 
-    .venv/bin/python bench/big_table.py [--rows 1000000] [--tasks 300] [--no-postgres]
+    .venv/bin/python bench/big_table.py [--rows 1000000] [--tasks 300] [--no-postgres] [--no-sqlite]
 
 For SQLite and PostgreSQL: the drain rate of the fork executor and the
 add() -> RUNNING latency of an idle manager, on an empty table, then on the
@@ -174,10 +174,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=300, help="tasks per drain")
     parser.add_argument("--pickups", type=int, default=30)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     print(f"big table; load average before: {single.load()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="taches-big-") as folder:
-        run_database("SQLite", f"sqlite:///{folder}/big.sqlite", args)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory(prefix="taches-big-") as folder:
+            run_database("SQLite", f"sqlite:///{folder}/big.sqlite", args)
     if not args.no_postgres:
         with single.postgres_database() as url:
             run_database("PostgreSQL", url, args)

@@ -493,8 +493,9 @@ def main() -> None:
                     measure(system, args, reports, log)
                 except Exception as exc:  # one system's failure leaves the others' figures
                     print(f"  {system.name}: failed: {exc}", flush=True)
-        print_table(systems, limits)
-        print_targets(systems, limits)
+            print(f"\nAfter {repeat + 1} repeat(s), medians (load {single.load()}):")
+            print_table(systems, limits)
+            print_targets(systems, limits)
     loads = [value for s in systems for value in s.results.get("load", [])]
     if loads:
         print(f"\n1-minute load during the drains: {min(loads):.2f} to {max(loads):.2f}")
