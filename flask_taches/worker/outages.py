@@ -79,6 +79,7 @@ class Outages:
         self._backoff = FIRST_BACKOFF
         self._held_back = 0
         self._filter = _HoldBack(self)
+        self._pool_filter = _PoolReset(self)
 
     @property
     def down(self) -> bool:
@@ -133,7 +134,11 @@ class Outages:
 
     def survive(self, loop: Callable[[], None], pause: Callable[[float], None]) -> None:
         """Run ``loop``; when a connection error escapes it, wait and run it again."""
+        # The logger of the pool's class: SQLAlchemy logs a failed reset there.
+        pool = self.store.engine.pool
+        pool_logger = logging.getLogger(f"{type(pool).__module__}.{type(pool).__name__}")
         logger.addFilter(self._filter)
+        pool_logger.addFilter(self._pool_filter)
         try:
             while True:
                 try:
@@ -145,11 +150,15 @@ class Outages:
                 pause(max(0.0, self._retry_at - time.monotonic()))
         finally:
             logger.removeFilter(self._filter)
+            pool_logger.removeFilter(self._pool_filter)
 
     def _next_backoff(self) -> float:
         delay = self._backoff * random.uniform(0.8, 1.2)  # managers do not retry in step
         self._backoff = min(MAX_BACKOFF, self._backoff * 2)
         return delay
+
+    def held_back_one(self) -> None:
+        self._held_back += 1
 
     def hold_back(self, record: logging.LogRecord) -> bool:
         """Whether a worker line is a database error line repeating the outage."""
@@ -157,6 +166,27 @@ class Outages:
             return False
         self._held_back += 1
         return True
+
+
+class _PoolReset(logging.Filter):
+    """SQLAlchemy's traceback when a connection the server dropped fails its rollback.
+
+    The pool then discards the connection, as it should: the outage's line
+    says all there is to say, where this would print twenty.
+    """
+
+    def __init__(self, outages: Outages) -> None:
+        super().__init__()
+        self.outages = outages
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not str(record.msg).startswith("Exception during reset"):
+            return True
+        if not is_connection_error(exc, self.outages.store):
+            return True
+        self.outages.held_back_one()
+        return False
 
 
 class _HoldBack(logging.Filter):
