@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,11 +21,44 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask import Flask  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from bench import run as single  # noqa: E402
 from flask_taches import Status, Tache  # noqa: E402
 from flask_taches.models import taches_table  # noqa: E402
+
+SAMPLE_EVERY = 0.01  # seconds between two looks at pg_locks during a drain
+
+
+class LockWaits:
+    """Samples, while a drain runs, how many claims wait for the claim's advisory lock."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        with self.engine.connect() as conn:
+            while not self._stop.wait(SAMPLE_EVERY):
+                self.samples.append(int(conn.execute(query).scalar_one()))
+
+    def __enter__(self) -> LockWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no sample"
+        waiting = sum(1 for n in self.samples if n) / len(self.samples)
+        return f"a claim waited for the lock in {waiting:.0%} of {len(self.samples)} samples"
 
 
 def drain(app: Flask, url: str, tasks: int, managers: int, max_each: int) -> float:
@@ -35,11 +69,13 @@ def drain(app: Flask, url: str, tasks: int, managers: int, max_each: int) -> flo
         bench_app.taches.add_many(Tache(method=single.NOOP) for _ in range(tasks))
         bench_app.db.session.remove()
         with ExitStack() as stack:
+            waits = stack.enter_context(LockWaits(url))
             for _ in range(managers):
                 stack.enter_context(single.manager(url, "--max", str(max_each)))
             single.wait_until(
                 f"{tasks} tasks drained", lambda: single.count(Status.COMPLETED) == tasks
             )
+        print(f"    {managers} x --max {max_each}: {waits.summary()}", flush=True)
         with bench_app.taches.store().read() as conn:
             first, last = conn.execute(
                 select(func.min(taches_table.c.started_at), func.max(taches_table.c.ended_at))
