@@ -50,7 +50,7 @@ from .reexec import PreviousImage
 from .registry import Registration
 from .retention import Retention
 from .scheduling import Scheduler
-from .stops import HANDLED, SIGCHLD, StopRequests
+from .stops import HANDLED, SIGCHLD, StopRequests, hold_requests
 from .supervision import SupervisedChild
 from .wakeups import Wakeups
 
@@ -360,6 +360,7 @@ class Manager:
                 return
             self._sigchld = SIGCHLD is not None
             old_fd = signal.set_wakeup_fd(self.wakeups.signal_fd, warn_on_full_buffer=False)
+            hold_requests(False)  # a stop sent while a re-executed image started arrives now
             try:
                 yield
             finally:

@@ -8,7 +8,8 @@ deploy, ``kill -HUP <pid>`` (systemd's ``ExecReload``) makes it:
    end of any child that exited without recording one;
 3. ``exec`` the same command line (``sys.orig_argv``) in the same pid, the one
    systemd, Docker or supervisord watch, passing the pids of its running task
-   processes in the environment.
+   processes in the environment, with the stop signals blocked: one sent while
+   the new image starts waits for its handlers instead of killing it.
 
 The new image is a new manager: it imports the deployed code, claims afresh,
 and takes over nothing the old one started. Those task processes run on to
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from ..processes import SIGKILL, signal_group
 from .log import logger
+from .stops import hold_requests
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -61,9 +63,11 @@ def replace_process(pids: Iterable[int]) -> None:
     logging.shutdown()  # flush every handler: the new image starts with empty buffers
     sys.stdout.flush()
     sys.stderr.flush()
+    hold_requests(True)  # the new image unblocks them once it handles them
     try:
         os.execve(sys.executable, argv, environment)
     except OSError as exc:
+        hold_requests(False)
         logger.error(
             "could not re-execute the manager: %s; its task processes run on to their end",
             exc,

@@ -23,6 +23,16 @@ SIGHUP: int | None = getattr(signal, "SIGHUP", None)
 
 #: Every signal the manager handles: a forked child puts their defaults back.
 HANDLED = tuple(s for s in (signal.SIGTERM, signal.SIGINT, SIGHUP, SIGCHLD) if s is not None)
+#: The requests, which a re-executing image blocks until the new one handles them.
+REQUESTS = tuple(s for s in (signal.SIGTERM, signal.SIGINT, SIGHUP) if s is not None)
+
+
+def hold_requests(held: bool) -> None:
+    """Block (or unblock) the request signals in this thread; the mask survives an
+    ``exec``, so a stop sent while the new image starts waits for its handlers
+    instead of killing it with its inherited task processes."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK if held else signal.SIG_UNBLOCK, REQUESTS)
 
 
 @dataclass
@@ -43,8 +53,10 @@ class StopRequests:
     def handlers(self, on_child: Callable[[int, FrameType | None], None]) -> dict[int, Handler]:
         """The manager's handlers: these requests, and ``on_child`` for SIGCHLD."""
         handlers: dict[int, Handler] = {
-            s: self.on_signal for s in (signal.SIGTERM, signal.SIGINT, SIGHUP) if s is not None
+            s: self.on_signal for s in (signal.SIGTERM, signal.SIGINT) if s is not None
         }
+        if SIGHUP is not None and signal.getsignal(SIGHUP) is not signal.SIG_IGN:
+            handlers[SIGHUP] = self.on_signal  # under nohup, a hangup stays ignored
         if SIGCHLD is not None:
             handlers[SIGCHLD] = on_child
         return handlers

@@ -103,6 +103,13 @@ def added_by_cli(group: Managers, method: str, out: Path) -> int:
     return int(result.stdout.split()[-1])
 
 
+def new_image_runs(group: Managers, pid: int) -> bool:
+    """The re-executed manager's loop has started (its signal handlers are in place)."""
+    output = group.output()
+    handed_over = output.find("re-executed: ")
+    return handed_over >= 0 and f"manager {pid} on " in output[handed_over:]
+
+
 def completed(*ids: int) -> bool:
     return all(row(i)["status"] == Status.COMPLETED for i in ids)
 
@@ -182,3 +189,33 @@ def test_sighup_re_executes_the_manager_and_no_task_is_lost_or_run_twice(
     )
 
     assert group.stop(manager) == 0, group.output()
+
+
+@pytest.mark.dialects("sqlite")
+def test_after_sighup_a_stop_also_stops_the_previous_images_tasks(group: Managers) -> None:
+    group.env["TACHES_DRAIN_GRACE"] = "1"
+    tache_id = taches.add("tests.manager_tasks:hang")
+    db.session.remove()
+    manager = group.start("--forever", "-v")
+    pid = wait_for(
+        "the task RUNNING with its pid",
+        lambda: row(tache_id)["status"] == Status.RUNNING and row(tache_id)["pid"],
+        DEADLINE,
+        group.output,
+    )
+    manager.send_signal(signal.SIGHUP)
+    wait_for("the exec", lambda: "re-executing manager" in group.output(), DEADLINE)
+
+    # Sent while the new image starts: it waits for its handlers (the mask survives
+    # the exec), then the new image drains and stops the task it inherited.
+    assert group.stop(manager, timeout=DEADLINE) == 0, group.output()
+    assert new_image_runs(group, manager.pid), group.output()
+
+    assert not Path(f"/proc/{pid}").exists(), "stopped, and reaped by the manager"
+    ended = wait_for(
+        "the task's end recorded",
+        lambda: row(tache_id)["status"] != Status.RUNNING and row(tache_id),
+        DEADLINE,
+        group.output,
+    )
+    assert ended["status"] in (Status.INTERRUPTED, Status.TO_RUN), ended

@@ -155,13 +155,14 @@ def schema_differences(engine: Engine) -> list[object]:
     """What autogenerate would write to turn the database into the model's schema."""
     with engine.connect() as conn:
         # compare_type is Flask-Migrate's default, so this is what `flask db migrate` sees.
-        opts = {"compare_type": True, "include_name": _not_version_table}
+        opts = {"compare_type": True, "include_name": _the_extensions}
         context = MigrationContext.configure(conn, opts=opts)
         return list(compare_metadata(context, model_metadata()))
 
 
-def _not_version_table(name: str | None, type_: str, parent_names: object) -> bool:
-    return not (type_ == "table" and name == VERSION_TABLE)
+def _the_extensions(name: str | None, type_: str, parent_names: object) -> bool:
+    """Only the extension's tables (not its version table, nor the project's own)."""
+    return type_ != "table" or name in {table.name for table in ALL_TABLES}
 
 
 def assert_dialect_types(engine: Engine) -> None:
