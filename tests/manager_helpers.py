@@ -99,6 +99,9 @@ class Managers:
                 INSTANCE_PATH_VARIABLE: os.environ[INSTANCE_PATH_VARIABLE],
                 "PYTHONPATH": str(ROOT),
                 MARKER_VARIABLE: self.marker,
+                # setproctitle would write long titles over the environment, where
+                # the cleanup finds this test's processes by their marker.
+                "SPT_NOENV": "1",
             }
         )
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -156,14 +159,14 @@ class Managers:
             if process.poll() is None:
                 process.kill()
             process.wait()
-        for pid in self._marked_pids():
+        for pid in self.marked_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self._reap_orphans()
         if self.subreaper:
             _set_subreaper(False)
 
-    def _marked_pids(self) -> list[int]:
+    def marked_pids(self) -> list[int]:
         """Live processes whose environment carries this test's marker."""
         needle = f"{MARKER_VARIABLE}={self.marker}".encode()
         found = []

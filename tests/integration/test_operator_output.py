@@ -129,6 +129,8 @@ def test_the_manager_and_each_task_process_have_a_title(group: Managers, executo
     wait_for("the manager's title", lambda: cmdline(manager.pid) == title, DEADLINE, group.output)
     task_title = f"flask-taches task {tache_id} tests.manager_tasks:hang"
     wait_for("the task's title", lambda: cmdline(pid) == task_title, DEADLINE, group.output)
+    # The title left the environment alone: the cleanup still finds the processes.
+    assert {manager.pid, pid} <= set(group.marked_pids())
     assert taches.cancel(tache_id, who="test") is Status.RUNNING
     db.session.remove()
     assert group.stop(manager) == 0
