@@ -72,7 +72,8 @@ class Host:
         """``flask taches ARGS`` as run on this host (its namespaces, its hostname)."""
         flask = [sys.executable, "-m", "flask", "--app", APP, "taches", *args]
         script = f'hostname {self.name} && exec "$@"'
-        unshare = ["unshare", "--uts", "--pid", "--fork", "--mount-proc"]
+        # --kill-child: when unshare dies, the host's init dies, and with it all in the host.
+        unshare = ["unshare", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child"]
         return ["ip", "netns", "exec", self.netns, *unshare, "sh", "-c", script, "sh", *flask]
 
 
@@ -110,22 +111,28 @@ class HostManagers(Managers):
         return process.wait(timeout)
 
     def host_pids(self, host: Host) -> list[int]:
-        """Every process of this test running on ``host`` (pids as the machine sees them)."""
+        """Every process of this test running on ``host`` (pids as the machine sees them).
+
+        The ``unshare`` processes carry the test's marker in their environment;
+        what runs under them is found by its PID namespace (a manager that sets
+        its process title may overwrite its environment's memory).
+        """
         needles = (
             f"{MARKER_VARIABLE}={self.marker}".encode(),
             f"{HOST_VARIABLE}={host.name}".encode(),
         )
-        found = []
+        launchers, by_namespace = [], {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
-            try:
+            with contextlib.suppress(OSError):
+                by_namespace[int(entry.name)] = os.readlink(entry / "ns" / "pid")
                 environ = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if all(needle in environ for needle in needles):
-                found.append(int(entry.name))
-        return found
+                if all(needle in environ for needle in needles):
+                    launchers.append(int(entry.name))
+        namespaces = {by_namespace.get(pid) for pid in by_namespace if parent_of(pid) in launchers}
+        inside = [pid for pid, ns in by_namespace.items() if ns in namespaces - {None}]
+        return sorted({*launchers, *inside})
 
     def freeze(self, host: Host, frozen: bool) -> None:
         """SIGSTOP (or SIGCONT) every process of the test on ``host``."""
