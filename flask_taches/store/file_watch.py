@@ -18,6 +18,17 @@ the mark is looked at every :data:`FILE_WATCH` seconds.
 It keeps no connection open: the manager forks its children while it waits,
 and a SQLite connection open across a fork shares its locking state with the
 child. A moved mark is confirmed with one short read (``claimable``).
+
+It keeps the two files open instead, and closes a file only once it is gone.
+POSIX locks belong to a process, not to a descriptor: closing *any*
+descriptor of a file drops every lock the process holds on it, those of the
+process's own SQLite connections included (the ``-shm`` lock that tells
+other processes a connection is still using the WAL index, a reader's mark).
+A watch that opened and closed the files at each look would let another
+process reset the WAL index under a live connection ("disk I/O error", then
+"database disk image is malformed"). A file that is gone (unlinked: SQLite
+deletes the ``-shm`` when its last connection closes) is held by no
+connection, so closing it is safe.
 """
 
 from __future__ import annotations
@@ -38,28 +49,63 @@ _WAL_INDEX_HEADER = 48  # bytes: the first copy of the WAL index header (no read
 _CHANGE_COUNTER = (24, 4)  # offset and size of the file change counter in the database header
 
 Mark = tuple[object, ...]
+_HELD: dict[str, _HeldFile] = {}
 
 
-def commit_mark(path: str) -> Mark:
-    """What changes with each visible commit of the database at ``path``."""
-    return (
-        _read(path, *_CHANGE_COUNTER, identity=True),
-        _read(f"{path}-shm", 0, _WAL_INDEX_HEADER),
-    )
+class CommitMark:
+    """What changes with each visible commit of the database at ``path`` (see the module)."""
+
+    def __init__(self, path: str) -> None:
+        self._database = _held(path)
+        self._index = _held(f"{path}-shm")
+
+    def read(self) -> Mark:
+        return (
+            self._database.read(*_CHANGE_COUNTER, identity=True),
+            self._index.read(0, _WAL_INDEX_HEADER),
+        )
 
 
-def _read(path: str, offset: int, size: int, identity: bool = False) -> object:
+def _held(path: str) -> _HeldFile:
+    """This process's one descriptor of ``path``: kept for the process's life, never closed
+    while the file exists (a watch that ends leaves it to the next one)."""
+    return _HELD.setdefault(path, _HeldFile(path))
+
+
+class _HeldFile:
+    """A file read through one descriptor kept open, reopened once the file is gone."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def read(self, offset: int, size: int, identity: bool = False) -> object:
+        fd = self._current()
+        if fd is None:
+            return None
+        try:
+            data = os.pread(fd, size, offset)
+            return (os.fstat(fd).st_ino, data) if identity else data
+        except OSError:
+            return None
+
+    def _current(self) -> int | None:
+        if self._fd is not None and _unlinked(self._fd):
+            os.close(self._fd)  # nothing holds a lock on a file that is gone
+            self._fd = None
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._path, os.O_RDONLY)
+            except OSError:
+                return None
+        return self._fd
+
+
+def _unlinked(fd: int) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return os.fstat(fd).st_nlink == 0
     except OSError:
-        return None
-    try:
-        data = os.pread(fd, size, offset)
-        return (os.fstat(fd).st_ino, data) if identity else data
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+        return True
 
 
 class FileWatch(WakeSource):
@@ -79,7 +125,8 @@ class FileWatch(WakeSource):
             os.path.dirname(path) or ".",
             [os.path.basename(path) + suffix for suffix in ("", "-wal", "-journal")],
         )
-        self._seen = commit_mark(path)
+        self._mark = CommitMark(path)
+        self._seen = self._mark.read()
         #: Why each wait ended: "commit" (work seen), "timeout", "wake_fd".
         self.wakes: Counter[str] = Counter()
 
@@ -109,7 +156,7 @@ class FileWatch(WakeSource):
                 settle = iter(SETTLE)  # look again soon: the commit may not be visible yet
 
     def _committed(self) -> bool:
-        mark = commit_mark(self._path)
+        mark = self._mark.read()
         if mark == self._seen:
             return False
         self._seen = mark
