@@ -43,8 +43,12 @@ def stored(tache_id: int) -> dict[str, Any]:
     return found
 
 
+#: One run_at for every add of a test: computed per add, two adds could straddle a second.
+RUN_AT = utcnow().replace(microsecond=0) + timedelta(hours=1)
+
+
 def add_with_every_option() -> int:
-    run_at = utcnow().replace(microsecond=0) + timedelta(hours=1)
+    run_at = RUN_AT
     return taches.add(
         ADD,
         parametres={"a": 1, "b": [1, "é"]},

@@ -20,8 +20,10 @@ def test_after_the_warm_up_no_completion_is_compiled_again(
     def compiled_in_the_child(*args: object) -> None:
         raise AssertionError("a statement was compiled after the warm-up")
 
-    monkeypatch.setattr(fast.Prepared, "__init__", compiled_in_the_child)
+    # The claim (and the add() before it, which has a prepared statement of its own)
+    # happen in the manager; only the end is the child's.
     claimed = claim_one_task()
+    monkeypatch.setattr(fast.Prepared, "__init__", compiled_in_the_child)
     ended = store().record_end(
         claimed.id, claimed.attempt, Status.COMPLETED, logs=[], progress=progress
     )
