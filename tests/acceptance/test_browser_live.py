@@ -199,18 +199,21 @@ def test_dashboard_counts_chart_reasons_and_a_live_new_row(
     reason = text(browser, f'tr[data-id="{failed}"] .tache-row__reason')
     assert "the demo failure: this task always fails" in reason
     assert text(browser, f'tr[data-id="{waiting}"] .tache-row__run-at').startswith("in ")
-    assert count(browser, "tbody tr") == 3
+    assert count(browser, "tbody tr.tache-row") == 3
 
     # A task of this queue appears on top without a reload; one of another queue does not.
     js(browser, "window.__samePage = 'yes';")
     sample_server.add(DEMO, run_at=later(), queue=unique("other"), owner="alice")
     fresh = sample_server.add(DEMO, run_at=later(), queue=queue, owner="alice")
     wait_for(
-        lambda: js(browser, "return document.querySelector('tbody tr').dataset.id;") == str(fresh),
+        lambda: (
+            js(browser, "return document.querySelector('tbody tr.tache-row').dataset.id;")
+            == str(fresh)
+        ),
         "the new row on top",
         WAIT,
     )
-    assert count(browser, "tbody tr") == 4
+    assert count(browser, "tbody tr.tache-row") == 4
     assert js(browser, "return window.__samePage;") == "yes"
     bodies = [json.loads(b) for b in recorded(browser)["bodies"] if b]
     assert any(b.get("newer", {}).get("query") == f"queue={queue}" for b in bodies)
