@@ -161,11 +161,27 @@ class Outages:
         self._held_back += 1
 
     def hold_back(self, record: logging.LogRecord) -> bool:
-        """Whether a worker line is a database error line repeating the outage."""
-        if self._since is None or getattr(record, "action", None) not in DATABASE_ERROR_ACTIONS:
+        """Whether a worker line is a database error line the outage's own lines stand for.
+
+        The first connection error may reach any statement before a claim (a
+        beat, a rescue, the registry: with every slot taken, no claim runs), so
+        such a line opens the outage as a failed claim would.
+        """
+        if getattr(record, "action", None) not in DATABASE_ERROR_ACTIONS:
             return False
-        self._held_back += 1
-        return True
+        if self._since is not None:
+            self._held_back += 1
+            return True
+        exc = _exception_in(record)
+        return exc is not None and self.failed(exc, str(record.msg).split(":")[0])
+
+
+def _exception_in(record: logging.LogRecord) -> BaseException | None:
+    """The exception a worker line reports, given as an argument or as exc_info."""
+    if record.exc_info and record.exc_info[1] is not None:
+        return record.exc_info[1]
+    args = record.args if isinstance(record.args, tuple) else ()
+    return next((arg for arg in args if isinstance(arg, BaseException)), None)
 
 
 class _PoolReset(logging.Filter):
