@@ -42,6 +42,7 @@ DATABASE_ERROR_ACTIONS = frozenset(
         "listen_error",
         "registry_error",
         "retention",
+        "schedule_error",
     }
 )
 
@@ -57,14 +58,24 @@ def database_errors(store: Store) -> tuple[type[BaseException], ...]:
     return (SQLAlchemyError, TimeoutError, dbapi.Error)
 
 
+#: SQLite raises OperationalError for a missing table too: only these say the
+#: file cannot be written or reached, for now (as a server that went away).
+SQLITE_OUTAGES = ("disk is full", "disk i/o error", "unable to open database", "locked")
+
+
 def is_connection_error(exc: BaseException, store: Store) -> bool:
     """Whether ``exc`` says the database is out of reach (rather than a bad statement)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
     dbapi = store.engine.dialect.loaded_dbapi
-    return isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError))
+    if not isinstance(
+        exc, (OperationalError, InterfaceError, dbapi.OperationalError, dbapi.InterfaceError)
+    ):
+        return False
+    if store.engine.dialect.name != "sqlite":
+        return True
+    message = str(getattr(exc, "orig", None) or exc).lower()
+    return any(sign in message for sign in SQLITE_OUTAGES)
 
 
 class Outages:
@@ -173,11 +184,14 @@ class Outages:
             self._held_back += 1
             return True
         exc = _exception_in(record)
-        return exc is not None and self.failed(exc, str(record.msg).split(":")[0])
+        return exc is not None and self.failed(exc, record.getMessage().split(":")[0])
 
 
 def _exception_in(record: logging.LogRecord) -> BaseException | None:
-    """The exception a worker line reports, given as an argument or as exc_info."""
+    """The exception a worker line reports: as ``extra={"error": …}``, exc_info or an argument."""
+    error = getattr(record, "error", None)
+    if isinstance(error, BaseException):
+        return error
     if record.exc_info and record.exc_info[1] is not None:
         return record.exc_info[1]
     args = record.args if isinstance(record.args, tuple) else ()

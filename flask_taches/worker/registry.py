@@ -78,4 +78,11 @@ class Registration:
     def _failed(what: str, exc: SQLAlchemyError) -> None:
         # One line: a missing table (schema not upgraded) must not flood the log with SQL.
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        logger.warning("%s: %s", what, reason, extra={"action": "registry_error", "tache_id": None})
+        # The error rides along (``error``) for the outage filter: a full disk
+        # or a lost server first met here opens the outage.
+        logger.warning(
+            "%s: %s",
+            what,
+            reason,
+            extra={"action": "registry_error", "tache_id": None, "error": exc},
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import pytest
@@ -79,7 +80,7 @@ def test_under_a_manager_every_line_is_in_its_format_with_the_task_id() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 4
     assert all(MANAGER_LINE.match(line) for line in lines), lines
-    assert lines[0].endswith("task 7: started: tests.tasks:slow (attempt 1, pid " + lines[0][-6:])
+    assert lines[0].endswith(f"task 7: started: tests.tasks:slow (attempt 1, pid {os.getpid()})")
     assert lines[1].endswith("task 7: ERROR    boom")
     assert lines[3].endswith("task 7: FAILED in 1.00 s")
     assert "\033[" not in out.getvalue(), "no colour nor bar: many tasks share the stream"
