@@ -20,6 +20,7 @@ from flask_sqlalchemy import SQLAlchemy
 from .exceptions import ConfigurationError
 from .injection import Service
 from .methods import MethodCheck
+from .provided import check_provided
 from .scheduling import Defaults, Planned, ScheduleBook, planned
 
 if TYPE_CHECKING:
@@ -106,8 +107,10 @@ class AppState:
         )
         return planned(self.hooks.schedules, cfg["TACHES_SCHEDULE"], defaults, self._check_method)
 
-    def _check_method(self, method: str) -> None:
+    def _check_method(self, method: str, parametres: dict[str, Any]) -> None:
+        """A schedule's method imports, and nothing it requires is left unprovided."""
         self.checked_methods.check(method, self.allowed_modules)
+        check_provided(method, self.allowed_modules, self.hooks.services, [parametres])
 
     def fichier_folder(self, tache_id: int) -> Path:
         """The folder of one task's attached file."""

@@ -2,8 +2,9 @@
 
 :func:`planned` merges the schedules declared in code with ``TACHES_SCHEDULE``,
 checks each method against the allowed packages (it must import, as for
-``add()``), and fills the options left out with the application's defaults,
-so a manager adds a slot's task without any further check.
+``add()``) and its ``parametres`` against what the method requires, and
+fills the options left out with the application's defaults, so a manager
+adds a slot's task without any further check.
 """
 
 from __future__ import annotations
@@ -66,14 +67,14 @@ def planned(
     declared: Iterable[Schedule],
     setting: Any,
     defaults: Defaults,
-    check_method: Callable[[str], None],
+    check_method: Callable[[str, dict[str, Any]], None],
 ) -> list[Planned]:
     """Every schedule of the app, checked; a one-line ConfigurationError otherwise."""
     schedules: list[Schedule] = []
     for schedule in [*declared, *from_config(setting)]:
         refuse_same_name(schedules, schedule)
         try:
-            check_method(schedule.method)
+            check_method(schedule.method, schedule.parametres)
         except InvalidTache as exc:
             raise ConfigurationError(f"schedule {schedule.name!r}: {exc}") from None
         schedules.append(schedule)

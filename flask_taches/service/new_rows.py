@@ -21,10 +21,10 @@ from ..clock import as_utc, utcnow
 from ..exceptions import InvalidTache
 from ..methods import MethodCheck, method_for
 from ..models import Tache, taches_table
+from ..provided import check_provided
 from ..state import AppState
 from ..status import Status
 from .json_values import json_object
-from .parameters import check_provided
 from .validation import validate
 
 #: Keyword arguments ``add()`` copies onto the task when given.

@@ -127,6 +127,32 @@ def test_a_method_outside_the_allowed_packages_is_refused(app_ctx: Flask) -> Non
     )
 
 
+@pytest.mark.taches_config(
+    TACHES_SCHEDULE={
+        "typo": {"method": "tests.tasks:writes_pid", "every": 60, "parametres": {"pth": "/tmp/x"}}
+    }
+)
+def test_a_parameter_a_slot_would_lack_is_refused_when_the_schedules_are_read(
+    app_ctx: Flask,
+) -> None:
+    # A typo in parametres would otherwise fail every slot's task, night after night.
+    with pytest.raises(ConfigurationError) as refused:
+        app_state().schedules()
+    assert str(refused.value).startswith(
+        "schedule 'typo': tests.tasks:writes_pid: nothing provides its parameter 'path'"
+    )
+
+
+@pytest.mark.taches_config(
+    TACHES_SCHEDULE={
+        "fine": {"method": "tests.tasks:writes_pid", "every": 60, "parametres": {"path": "/x"}}
+    }
+)
+def test_a_schedule_whose_parametres_provide_all_is_planned(app_ctx: Flask) -> None:
+    (planned,) = app_state().schedules()
+    assert planned.schedule.parametres == {"path": "/x"}
+
+
 # -- slots -----------------------------------------------------------------------------------
 
 

@@ -1,11 +1,12 @@
-"""Typos caught at ``add()``: a required parameter that nothing will provide.
+"""Typos caught early: a required parameter that nothing will provide.
 
 A task's callable (and, for an instance method, its class's ``__init__``)
 gets its arguments by name when it runs (:mod:`flask_taches.injection`).
 A parameter without a default that is none of ``tache``/``app``/``db``/
 ``logger``, no registered service, and in neither ``parametres`` nor
 ``parametres_caches`` would fail every attempt; ``add()`` refuses it now, in
-one line, instead of hours later. A task after another in a chain or a group
+one line, instead of hours later, and so does the reading of a schedule
+(its ``parametres`` are all a slot's task will get). A task after another in a chain or a group
 gets ``previous`` when it is released, so ``previous`` counts as provided
 there.
 
@@ -18,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import InvalidTache
-from ..injection import BUILTIN_NAMES, required_names
-from ..methods import METHOD_CACHE_SIZE, locate
+from .exceptions import InvalidTache
+from .injection import BUILTIN_NAMES, required_names
+from .methods import METHOD_CACHE_SIZE, locate
 
 #: The parameter a chained or grouped task gets from the tasks before it.
 PREVIOUS = "previous"
