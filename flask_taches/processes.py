@@ -105,6 +105,31 @@ def stop_leftovers(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def stop_own_children() -> None:
+    """SIGKILL and reap the processes this one started and left running (Linux).
+
+    A pool child runs many tasks and stays the leader of its group, so it
+    cannot kill its group after each task as the manager does after a forked
+    task's exit: it kills what the task left among its own children instead
+    (read from ``/proc``, a few reads). A process the task detached (a double
+    fork) escapes this, and dies with the group when the pool child leaves.
+    """
+    for pid in _own_children():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _own_children() -> list[int]:
+    pids: list[int] = []
+    with contextlib.suppress(OSError):
+        for thread in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{thread}/children", "rb") as f:
+                pids.extend(int(pid) for pid in f.read().split())
+    return pids
+
+
 def in_main_thread() -> bool:
     """Signal handlers can only be installed from the main thread."""
     return threading.current_thread() is threading.main_thread()

@@ -60,9 +60,12 @@ def drain(tmp_path: Path, **settings: str) -> str:
         return group.output()
 
 
+@pytest.mark.parametrize("executor", ["fork", "pool"])
 def test_hostile_tasks_end_with_a_reason_and_spare_the_others(
-    fault_app: Flask, tmp_path: Path
+    fault_app: Flask, tmp_path: Path, executor: str
 ) -> None:
+    # In the pool, one child runs task after task: what a task leaves, prints or
+    # breaks must not reach the next task, nor the manager's output.
     runs, leftovers = tmp_path / "runs.txt", tmp_path / "leftovers.txt"
     with fault_app.app_context():
         ordinary = [add("counted", path=str(runs)) for _ in range(6)]
@@ -76,7 +79,7 @@ def test_hostile_tasks_end_with_a_reason_and_spare_the_others(
         }
         big = taches.add(Tache(method=f"{TASKS}:big_result", max_attempts=3))
         db.session.remove()
-        output = drain(tmp_path)
+        output = drain(tmp_path, TACHES_EXECUTOR=executor)
         final = rows()
     assert {final[i]["status"] for i in ordinary} == {Status.COMPLETED.value}
     for name, tache_id in hostile.items():
@@ -109,13 +112,17 @@ def test_an_end_too_big_for_the_server_fails_once(fault_app: Flask, tmp_path: Pa
 
 
 @pytest.mark.dialects("sqlite")
-def test_a_setting_lets_a_task_leave_processes_behind(fault_app: Flask, tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["fork", "pool"])
+def test_a_setting_lets_a_task_leave_processes_behind(
+    fault_app: Flask, tmp_path: Path, executor: str
+) -> None:
     leftovers = tmp_path / "leftovers.txt"
     with fault_app.app_context():
         add("leave_a_process", path=str(leftovers))
         db.session.remove()
         # The managers' teardown kills what is left: look before it.
-        with managers(tmp_path, TACHES_KEEP_TASK_PROCESSES="true") as group:
+        settings = {"TACHES_KEEP_TASK_PROCESSES": "true", "TACHES_EXECUTOR": executor}
+        with managers(tmp_path, **settings) as group:
             manager = group.start("--forever", "-v")
             wait_for("the task ended", settled, DRAIN_DEADLINE, lambda: f"{statuses()}")
             assert group.stop(manager) == 0, group.output()[-5000:]

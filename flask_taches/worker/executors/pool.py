@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from flask import Flask
 
 from ...exit_codes import exit_code
+from ...processes import stop_leftovers
 from ...store import Claimed
 from .base import Child, EndHint
 from .forking import ForkingExecutor, become_task_process, flush_output, leave_child
@@ -44,8 +45,9 @@ CLOSE_WAIT = 5.0
 class PoolProcess:
     """One child of the pool as its manager sees it: its pid and the manager's pipe ends."""
 
-    def __init__(self, pid: int, tasks_fd: int, results_fd: int) -> None:
+    def __init__(self, pid: int, tasks_fd: int, results_fd: int, keep_processes: bool) -> None:
         self.pid = pid
+        self.keep_processes = keep_processes
         self.tasks_fd = tasks_fd
         self.results_fd = results_fd
         self.returncode: int | None = None
@@ -57,6 +59,8 @@ class PoolProcess:
     def reap(self) -> int | None:
         """Its exit status once it has left (reaped here), None while it lives."""
         if self.returncode is None:
+            if not self.keep_processes:
+                stop_leftovers(self.pid)  # what its tasks detached dies with it
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:  # reaped elsewhere: its status is lost
@@ -229,13 +233,14 @@ class PoolExecutor(ForkingExecutor):
         os.close(tasks_read)
         os.close(results_write)
         os.set_blocking(results_read, False)
-        return PoolProcess(pid, tasks_write, results_read)
+        return PoolProcess(pid, tasks_write, results_read, self.keep_processes)
 
     def _child(self, tasks: int, results: int, theirs: list[int]) -> int:
         # Before the hooks close the manager's socket: a copy to wake it with.
         wake = os.dup(self.wake_fd) if self.wake_fd is not None else None
         for fd in theirs:
             os.close(fd)
-        become_task_process(self.store, self.after_fork)
-        serve(self.app, ChildPipes(tasks, results, wake), self.limits, self.verbosity)
+        become_task_process(self.store, self.after_fork, self.verbosity)
+        pipes = ChildPipes(tasks, results, wake)
+        serve(self.app, pipes, self.limits, self.verbosity, self.keep_processes)
         return 0

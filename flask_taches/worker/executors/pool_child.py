@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from ...processes import stop_own_children
 from ...runner import run_claimed_reporting
 from .pool_pipes import post_result, receive_task
 
@@ -52,8 +53,14 @@ class ChildPipes:
     wake: int | None
 
 
-def serve(app: Flask, pipes: ChildPipes, limits: ChildLimits, verbosity: int) -> None:
-    """Run the tasks that come through the task pipe until a reason to leave."""
+def serve(
+    app: Flask, pipes: ChildPipes, limits: ChildLimits, verbosity: int, keep_processes: bool
+) -> None:
+    """Run the tasks that come through the task pipe until a reason to leave.
+
+    What a task started and left running is stopped when it ends, as with a
+    fork per task, unless ``keep_processes`` (``TACHES_KEEP_TASK_PROCESSES``).
+    """
     baseline = resident_bytes()
     done = 0
     while True:
@@ -65,6 +72,8 @@ def serve(app: Flask, pipes: ChildPipes, limits: ChildLimits, verbosity: int) ->
                 claimed.id, claimed.attempt, verbosity=verbosity, row=claimed.row
             )
         done += 1
+        if not keep_processes:
+            stop_own_children()
         retiring = ran.stopped or done >= limits.max_tasks or _grew(baseline, limits)
         with contextlib.suppress(BaseException):  # closed or broken streams: go on
             sys.stdout.flush()
