@@ -97,6 +97,11 @@ def manager_output(verbosity: int) -> Iterator[None]:
     "--forever", is_flag=True, help="Run until SIGTERM/SIGINT, then drain [TACHES_DRAIN_GRACE]."
 )
 @click.option(
+    "--no-schedules",
+    is_flag=True,
+    help="Leave the schedules' slots to the other managers; this one only runs tasks.",
+)
+@click.option(
     "-v",
     "--verbose",
     "verbosity",
@@ -110,6 +115,7 @@ def start(
     queues: tuple[str, ...],
     executor: str | None,
     forever: bool,
+    no_schedules: bool,
     verbosity: int,
 ) -> None:
     """Run the manager: claim ready tasks and run each in a process of its own.
@@ -130,6 +136,7 @@ def start(
             executor=executor,
             forever=forever or None,
             verbosity=verbosity,
+            schedules=False if no_schedules else None,
         )
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None

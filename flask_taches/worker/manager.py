@@ -85,7 +85,7 @@ class Manager:
             poll=options.poll,
         )
         self.preloader = Preloader(self.store, state.allowed_modules)
-        self.scheduler = Scheduler(self.store, state.schedules())
+        self.scheduler = Scheduler(self.store, state.schedules() if options.schedules else [])
         self.pids = PendingPids()
         self.previous = PreviousImage.from_environment()  # its task processes (SIGHUP)
         self.claimed_count = 0

@@ -31,6 +31,8 @@ class ManagerOptions:
     max_tasks_per_child: int = 1000
     #: Megabytes; None: no limit.
     max_memory_per_child: int | None = None
+    #: Add the schedules' due slots (``--no-schedules``: this manager only runs tasks).
+    schedules: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> ManagerOptions:

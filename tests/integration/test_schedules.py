@@ -113,6 +113,18 @@ def test_after_downtime_the_latest_missed_slot_runs_once(db_ctx: Flask, tmp_path
     assert listed["skip"]["when"] == f"cron {cron} (UTC)"
 
 
+@pytest.mark.dialects("sqlite")
+def test_a_manager_started_with_no_schedules_adds_no_slot(db_ctx: Flask, tmp_path: Path) -> None:
+    setting = schedule_setting(tick={"every": 1})
+    with managers(tmp_path, TACHES_SCHEDULE=setting) as group:
+        lone = group.start("--no-schedules", "--loop", "3", "--sleep", "1", "-v")
+        assert lone.wait(BOOT_DEADLINE) == 0, group.output()
+        assert rows() == {}, group.output()
+        # The same setting, without the flag: the slots come (the test can fail).
+        assert group.start("--loop", "3", "--sleep", "1", "-v").wait(BOOT_DEADLINE) == 0
+        assert {r["signature"] for r in rows().values()} == {"tick"}, group.output()
+
+
 def test_a_schedule_outside_the_allowed_packages_stops_the_command_in_one_line(
     app: Flask, tmp_path: Path
 ) -> None:
