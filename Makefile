@@ -22,6 +22,10 @@ FLASK := $(BIN)/flask --app sample_app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+# Two workers (pytest-xdist): most tests wait on processes and servers, so two
+# share the 2 cores well; the fault tier and the browser tests keep a worker
+# each to themselves at a time (tests/conftest.py). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 # How long to wait for a database server that was just started, in half seconds.
@@ -74,7 +78,7 @@ demo: $(STAMP)
 # pytest's exit code 5 means it collected no test at all: that is a failure here.
 test: $(STAMP) browser services
 	@rc=0
-	"$(BIN)/python" -m pytest $(PYTEST_ARGS) || rc=$$?
+	"$(BIN)/python" -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || rc=$$?
 	if [ "$$rc" -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi
 	exit "$$rc"
 

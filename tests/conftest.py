@@ -145,3 +145,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
+    if config.pluginmanager.hasplugin("xdist"):
+        _group_for_xdist(items)
+
+
+#: Tests that share what one machine has once run in one xdist worker, one after
+#: the other: the fault tier's private servers, kills and namespaces; Chromium.
+XDIST_GROUPS = ("faults", "browser")
+
+
+def _group_for_xdist(items: list[pytest.Item]) -> None:
+    """With ``-n 2 --dist loadgroup``, each group runs in one worker (see XDIST_GROUPS)."""
+    for item in items:
+        group = next((name for name in XDIST_GROUPS if item.get_closest_marker(name)), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
