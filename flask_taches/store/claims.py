@@ -91,6 +91,7 @@ class ClaimVerbs:
         hostname: str | None = None,
         started: Started | None = None,
         expect_work: bool = False,
+        pid: int | None = None,
     ) -> list[Claimed]:
         """Make up to ``limit`` ready tasks RUNNING, in claim order; returns them.
 
@@ -98,6 +99,7 @@ class ClaimVerbs:
         ``started`` pids are recorded in the same transaction, as
         :meth:`record_pids` would. ``expect_work`` says the caller's last claim
         was full: a store that looks before it locks (SQLite) goes straight in.
+        ``pid``: the calling process runs what it claims (recorded in the claim).
         """
         if limit <= 0 or max_running <= 0 or self._surely_nothing(max_running, queues, expect_work):
             self.record_pids(started or {}, hostname)
@@ -105,7 +107,7 @@ class ClaimVerbs:
         with self._claim_transaction() as conn:
             if started:
                 self._record_pids_in(conn, started, hostname)
-            return self._claim_in(conn, limit, max_running, queues, hostname)
+            return self._claim_in(conn, limit, max_running, queues, hostname, pid)
 
     def _claim_in(
         self,
@@ -114,6 +116,7 @@ class ClaimVerbs:
         max_running: int,
         queues: Sequence[str] | None,
         hostname: str | None,
+        pid: int | None = None,
     ) -> list[Claimed]:
         wanted = min(limit, max_running - self._count_running(conn))
         if wanted <= 0:
@@ -131,7 +134,7 @@ class ClaimVerbs:
         if not rows:
             return []
         ids = [row.id for row in rows]
-        claim = sql.claimed_values(now, hostname)
+        claim = sql.claimed_values(now, hostname, pid)
         # Conditional on TO_RUN: under the claim lock every row matches, and a
         # mismatch would mean another writer claimed without it (refuse, roll back).
         changed = conn.execute(

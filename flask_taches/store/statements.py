@@ -30,15 +30,18 @@ def fenced(tache_id: Any, attempt: Any) -> ColumnElement[bool]:
     return (T.id == tache_id) & (T.attempts == attempt) & (T.status == RUNNING)
 
 
-def claimed_values(now: datetime, hostname: str | None) -> dict[str, Any]:
-    """The columns a claim sets (``attempts`` is the caller's: +1 in SQL or known)."""
+def claimed_values(now: datetime, hostname: str | None, pid: int | None = None) -> dict[str, Any]:
+    """The columns a claim sets (``attempts`` is the caller's: +1 in SQL or known).
+
+    ``pid``: the claiming process runs the task itself (a pool child taking its next).
+    """
     return {
         "status": RUNNING,
         "started_at": now,
         "ended_at": None,
         "heartbeat_at": now,
         "hostname": hostname,
-        "pid": None,
+        "pid": pid,
         "cancel_requested_at": None,
         "cancel_requested_by": None,
     }

@@ -38,7 +38,14 @@ from ..state import app_state
 from ..status import Status
 from ..store import Claimed, Store
 from .children import Children
-from .executors import Executor, ForkExecutor, PoolExecutor, SubprocessExecutor
+from .executors import (
+    Child,
+    ClaimRules,
+    Executor,
+    ForkExecutor,
+    PoolExecutor,
+    SubprocessExecutor,
+)
 from .log import logger
 from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
@@ -104,13 +111,15 @@ class Manager:
         if self.options.executor == "subprocess":
             return SubprocessExecutor(app_import_path, verbosity=child_verbosity)
         if self.options.executor == "pool":
-            limits, wake_fd = self.options.child_limits, self.wakeups.signal_fd
+            opts = self.options
+            rules = ClaimRules(opts.max_running, opts.queues or None, self.hostname)
             return PoolExecutor(
                 self.app,
                 verbosity=child_verbosity,
                 after_fork=[self._in_child],
-                wake_fd=wake_fd,
-                limits=limits,
+                wake_fd=self.wakeups.signal_fd,
+                limits=opts.child_limits,
+                claim_rules=rules,
             )
         return ForkExecutor(self.app, verbosity=child_verbosity, after_fork=[self._in_child])
 
@@ -187,6 +196,7 @@ class Manager:
                 next_check = time.monotonic() + opts.check_every
             self.previous.enforce(now, self._drain_until, opts.kill_grace)
             claiming = self._claiming(now, end)
+            self.executor.may_claim(claiming)
             if self.reexec_ready:
                 return  # its children run on; the CLI re-executes it (reexec.py)
             if not claiming and not (self.children or self.previous or self.children.unsettled):
@@ -262,6 +272,9 @@ class Manager:
         """Reap and settle the children that exited; how many exited."""
         exited = self.children.reap()
         self.pids.forget(supervised.claimed.id for supervised in exited)
+        for child in self.executor.self_started():
+            self._claimed(child.claimed, f"by process {child.pid} after its last task")
+            self._supervise(child)
         return len(exited) + self.previous.reap()
 
     def _rescue(self) -> None:
@@ -299,16 +312,20 @@ class Manager:
         self.pids.written(pids)
         self._last_full = len(claimed) == free
         for task in claimed:
-            self.claimed_count += 1
-            logger.info(
-                "claimed task %s (attempt %s): %s",
-                task.id,
-                task.attempt,
-                task.method,
-                extra={"action": "claim", "tache_id": task.id},
-            )
+            self._claimed(task, "")
             self._start(task)
         return len(claimed)
+
+    def _claimed(self, task: Claimed, how: str) -> None:
+        self.claimed_count += 1
+        logger.info(
+            "claimed task %s (attempt %s)%s: %s",
+            task.id,
+            task.attempt,
+            f" {how}" if how else "",
+            task.method,
+            extra={"action": "claim", "tache_id": task.id},
+        )
 
     def _flush_pids(self, now: float) -> None:
         """Write the pids no claim took along (the manager is idle, or its slots are full)."""
@@ -335,11 +352,9 @@ class Manager:
             logger.error(message, extra={"action": "start_error", "tache_id": task.id})
             self.store.end_on_behalf(task.id, task.attempt, Status.INTERRUPTED, message)
             return
-        supervised = SupervisedChild(child)
         if self.forks:
-            supervised.arm_timeout(child.started, self.options)  # a fork starts the task at once
             self.pids.add(task.id, task.attempt, child.pid, child.started)
-        self.children.add(supervised)
+        self._supervise(child)
         logger.info(
             "started task %s in process %s (%s)",
             task.id,
@@ -347,6 +362,12 @@ class Manager:
             self.executor.name,
             extra={"action": "start", "tache_id": task.id},
         )
+
+    def _supervise(self, child: Child) -> None:
+        supervised = SupervisedChild(child)
+        if self.forks:
+            supervised.arm_timeout(child.started, self.options)  # a fork starts the task at once
+        self.children.add(supervised)
 
     # -- signals -------------------------------------------------------------------------
 

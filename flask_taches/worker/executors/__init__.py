@@ -10,7 +10,8 @@
   recorded (a hint that spares their manager a read; the row is the truth);
 * :mod:`.pool`: :class:`PoolExecutor`, long-lived forked children that run
   tasks one after another (:mod:`.pool_child` inside them, :mod:`.pool_pipes`
-  between), and its :class:`PooledChild`;
+  between, :mod:`.pool_claims` for the next task a child claims itself), and
+  its :class:`PooledChild`;
 * :mod:`.spawn`: :class:`SubprocessExecutor` (``flask taches run``, portable)
   and its :class:`SpawnedChild`.
 """
@@ -20,10 +21,12 @@ from __future__ import annotations
 from .base import Child, EndHint, Executor, describe_exit
 from .fork import ForkedChild, ForkExecutor
 from .pool import PooledChild, PoolExecutor
+from .pool_claims import ClaimRules
 from .spawn import SpawnedChild, SubprocessExecutor
 
 __all__ = [
     "Child",
+    "ClaimRules",
     "EndHint",
     "Executor",
     "ForkExecutor",

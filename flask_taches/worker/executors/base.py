@@ -89,6 +89,14 @@ class Executor(ABC):
     def start(self, claimed: Claimed) -> Child:
         """Start the task's process; raises ``OSError`` when it cannot."""
 
+    def may_claim(self, allowed: bool) -> None:
+        """Whether its task processes may claim their next task (the manager claims now)."""
+        return None  # only a pool's children take tasks themselves
+
+    def self_started(self) -> list[Child]:
+        """The tasks its processes claimed and started since the last call, for supervision."""
+        return []
+
     def close(self) -> None:
         """After the manager's run: release what the executor keeps between tasks."""
         return None  # the fork and subprocess executors keep nothing

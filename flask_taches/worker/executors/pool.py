@@ -18,7 +18,10 @@ never runs a task, and supervises each task as it does a forked child's:
   lets each child finish its task, record its end, and leave.
 
 Children are forked when a task finds none idle, so there are never more
-than ``--max``.
+than ``--max``. A child whose task has ended claims its next task itself
+while its manager claims (:mod:`.pool_claims`), and says which with its
+result: the manager then supervises that task in that child
+(:meth:`PoolExecutor.self_started`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ...store import Claimed
 from .base import Child, EndHint
 from .forking import ForkingExecutor, become_task_process, flush_output, leave_child
 from .pool_child import ChildLimits, ChildPipes, serve
+from .pool_claims import ClaimRules, NextTasks
 from .pool_pipes import TaskResult, read_result, send_task
 
 #: Seconds a closing pool waits for its children to leave.
@@ -112,6 +116,8 @@ class PooledChild(Child):
     def describe_end(self) -> str:
         if self._result is None:
             return super().describe_end()
+        if self._result.following is not None:
+            return f"took task {self._result.following.id} next"
         return "left the pool after it" if self._result.retiring else "back in the pool"
 
 
@@ -120,7 +126,8 @@ class PoolExecutor(ForkingExecutor):
 
     ``after_fork`` runs first in each child, as in the fork executor's;
     ``wake_fd`` is the manager's wake-up socket, which a child writes to once
-    it has posted a result.
+    it has posted a result; with ``claim_rules`` (the manager's) a child
+    whose task has ended claims its next one itself (:mod:`.pool_claims`).
     """
 
     name = "pool"
@@ -133,13 +140,16 @@ class PoolExecutor(ForkingExecutor):
         after_fork: Sequence[Callable[[], None]] = (),
         wake_fd: int | None = None,
         limits: ChildLimits | None = None,
+        claim_rules: ClaimRules | None = None,
     ) -> None:
         super().__init__(app, verbosity=verbosity, after_fork=after_fork)
         self.wake_fd = wake_fd
         self.limits = limits or ChildLimits()
+        self.next_tasks = NextTasks(claim_rules) if claim_rules is not None else None
         self._idle: list[PoolProcess] = []
         self._busy: dict[int, PoolProcess] = {}
         self._leaving: list[PoolProcess] = []
+        self._self_started: list[Child] = []
 
     def start(self, claimed: Claimed) -> Child:
         self._reap_leaving()
@@ -161,12 +171,23 @@ class PoolExecutor(ForkingExecutor):
         return PooledChild(claimed, process, self)
 
     def task_over(self, process: PoolProcess, result: TaskResult | None) -> None:
-        """From :meth:`PooledChild.poll`: back to idle, or gone for good."""
+        """From :meth:`PooledChild.poll`: on to the task it claimed, back to idle, or gone."""
+        if result is not None and result.following is not None:
+            self._self_started.append(PooledChild(result.following, process, self))
+            return  # still busy, with that task now
         self._busy.pop(process.pid, None)
         if result is not None and not result.retiring and process.returncode is None:
             self._idle.append(process)
         else:
             self._drop(process)
+
+    def may_claim(self, allowed: bool) -> None:
+        if self.next_tasks is not None:
+            self.next_tasks.allow(allowed)
+
+    def self_started(self) -> list[Child]:
+        started, self._self_started = self._self_started, []
+        return started
 
     def close(self) -> None:
         """Let every child go, and reap those that had no task.
@@ -175,6 +196,7 @@ class PoolExecutor(ForkingExecutor):
         or was stopped by an error) finishes it, records its end and leaves on
         its own; its manager's next image reaps it, as a forked child's.
         """
+        self.may_claim(False)
         for process in self._busy.values():
             process.close()
         self._leaving.extend(self._idle)
@@ -242,5 +264,5 @@ class PoolExecutor(ForkingExecutor):
             os.close(fd)
         become_task_process(self.store, self.after_fork, self.verbosity)
         pipes = ChildPipes(tasks, results, wake)
-        serve(self.app, pipes, self.limits, self.verbosity, self.keep_processes)
+        serve(self.app, pipes, self.limits, self.verbosity, self.keep_processes, self.next_tasks)
         return 0

@@ -3,7 +3,8 @@
 Each task runs exactly as in a forked child, through
 :func:`~flask_taches.runner.run_claimed_reporting` in a fresh app context: its
 own watchdog, log capture, mask of hidden parameters, fenced writes and
-recorded end. Between two tasks the child only waits on its task pipe.
+recorded end. Between two tasks it claims its next one itself
+(:mod:`.pool_claims`), or waits on its task pipe when none is ready.
 
 It leaves (and its manager forks a fresh one when it needs one):
 
@@ -29,6 +30,8 @@ from flask import Flask
 
 from ...processes import stop_own_children
 from ...runner import run_claimed_reporting
+from ...state import app_state
+from .pool_claims import NextTasks
 from .pool_pipes import post_result, receive_task
 
 MEGABYTE = 1024 * 1024
@@ -54,34 +57,42 @@ class ChildPipes:
 
 
 def serve(
-    app: Flask, pipes: ChildPipes, limits: ChildLimits, verbosity: int, keep_processes: bool
+    app: Flask,
+    pipes: ChildPipes,
+    limits: ChildLimits,
+    verbosity: int,
+    keep_processes: bool,
+    next_tasks: NextTasks | None = None,
 ) -> None:
-    """Run the tasks that come through the task pipe until a reason to leave.
+    """Run the tasks that come through the task pipe, or that it claims, until a reason to leave.
 
     What a task started and left running is stopped when it ends, as with a
     fork per task, unless ``keep_processes`` (``TACHES_KEEP_TASK_PROCESSES``).
     """
     baseline = resident_bytes()
     done = 0
-    while True:
-        claimed = receive_task(pipes.tasks)
-        if claimed is None:
-            return  # the manager is done with us, or gone
+    claimed = receive_task(pipes.tasks)
+    while claimed is not None:
+        following = None
         with app.app_context():
             ran = run_claimed_reporting(
                 claimed.id, claimed.attempt, verbosity=verbosity, row=claimed.row
             )
-        done += 1
-        if not keep_processes:
-            stop_own_children()
-        retiring = ran.stopped or done >= limits.max_tasks or _grew(baseline, limits)
+            done += 1
+            if not keep_processes:
+                stop_own_children()
+            retiring = ran.stopped or done >= limits.max_tasks or _grew(baseline, limits)
+            if not retiring and next_tasks is not None:
+                following = next_tasks.claim(app_state(app).store, pipes.tasks)
         with contextlib.suppress(BaseException):  # closed or broken streams: go on
             sys.stdout.flush()
             sys.stderr.flush()
-        post_result(pipes.results, ran.status, retiring)
+        post_result(pipes.results, ran.status, retiring, following)
         _wake(pipes.wake)
         if retiring:
             return
+        # None: the manager is done with us, or gone
+        claimed = following if following is not None else receive_task(pipes.tasks)
 
 
 def resident_bytes() -> int:

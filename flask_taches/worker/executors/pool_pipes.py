@@ -4,13 +4,14 @@
   behind its length. The manager holds the only write end, so when the
   manager is gone (even by ``kill -9``) the child reads the end of the file
   and leaves;
-* the *result pipe*, child to manager: two bytes once the task's end is
-  recorded, the status (:func:`~.end_hints.status_code`) and whether the
-  child now retires. Like a forked child's end hint it only spares the
-  manager a read of the row, which stays the truth.
+* the *result pipe*, child to manager: once the task's end is recorded, the
+  status (:func:`~.end_hints.status_code`), whether the child now retires,
+  and the task it claimed next, if any (:mod:`.pool_claims`), pickled
+  behind its length. The status, like a forked child's end hint, only
+  spares the manager a read of the row, which stays the truth.
 
-Both are plain ``os.pipe`` descriptors: nothing here allocates more than the
-task's row, and a two-byte write is atomic.
+Both are plain ``os.pipe`` descriptors, and a result is one write: its
+manager reads it at once, whole, or waits for the rest of a long one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 import pickle
+import select
 import struct
 from dataclasses import dataclass
 
@@ -28,7 +30,7 @@ from .base import EndHint
 from .end_hints import hint_of, status_code
 
 _LENGTH = struct.Struct("<I")
-_RESULT = struct.Struct("<BB")
+_RESULT = struct.Struct("<BBI")  # status code, retiring, length of the next task (0: none)
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,13 @@ class TaskResult:
     hint: EndHint | None
     #: The child leaves after this task (its limits are reached, or the task was stopped).
     retiring: bool
+    #: The task the child claimed once this one had ended, and now runs.
+    following: Claimed | None = None
 
 
 def send_task(fd: int, claimed: Claimed) -> None:
     """Write one claimed task to a child's task pipe (blocks until the child has it all)."""
-    row = dict(claimed.row) if claimed.row is not None else None
-    payload = pickle.dumps(dataclasses.replace(claimed, row=row), pickle.HIGHEST_PROTOCOL)
+    payload = _pickled(claimed)
     _write_all(fd, _LENGTH.pack(len(payload)) + payload)
 
 
@@ -55,29 +58,39 @@ def receive_task(fd: int) -> Claimed | None:
         return None
     (length,) = _LENGTH.unpack(header)
     payload = _read_exactly(fd, length)
-    if payload is None:
-        return None
-    claimed = pickle.loads(payload)  # written by our own manager, never by a stranger
-    assert isinstance(claimed, Claimed)
-    return claimed
+    return None if payload is None else _unpickled(payload)
 
 
-def post_result(fd: int, status: Status | None, retiring: bool) -> None:
+def post_result(fd: int, status: Status | None, retiring: bool, following: Claimed | None) -> None:
     """In the child, once the end is recorded; a manager gone (a broken pipe) is no error."""
+    payload = _pickled(following) if following is not None else b""
     with contextlib.suppress(OSError):
-        os.write(fd, _RESULT.pack(status_code(status), int(retiring)))
+        _write_all(fd, _RESULT.pack(status_code(status), int(retiring), len(payload)) + payload)
 
 
 def read_result(fd: int) -> TaskResult | None:
-    """In the manager, without blocking: the child's result, None while it has posted none."""
+    """In the manager: the child's result, None while it has posted none (never blocks then)."""
     try:
-        data = os.read(fd, _RESULT.size)
+        header = os.read(fd, _RESULT.size)
     except BlockingIOError:
         return None
-    if len(data) != _RESULT.size:
+    if len(header) != _RESULT.size:
         return None  # closed without a word (it died): its exit tells
-    code, retiring = _RESULT.unpack(data)
-    return TaskResult(hint_of(code), bool(retiring))
+    code, retiring, length = _RESULT.unpack(header)
+    payload = _read_exactly(fd, length, waiting=True) if length else None
+    following = _unpickled(payload) if payload is not None else None
+    return TaskResult(hint_of(code), bool(retiring), following)
+
+
+def _pickled(claimed: Claimed) -> bytes:
+    row = dict(claimed.row) if claimed.row is not None else None
+    return pickle.dumps(dataclasses.replace(claimed, row=row), pickle.HIGHEST_PROTOCOL)
+
+
+def _unpickled(payload: bytes) -> Claimed:
+    claimed = pickle.loads(payload)  # written by our own manager or child, never a stranger
+    assert isinstance(claimed, Claimed)
+    return claimed
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -86,9 +99,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_exactly(fd: int, size: int) -> bytes | None:
+def _read_exactly(fd: int, size: int, *, waiting: bool = False) -> bytes | None:
+    """``size`` bytes, None at the pipe's end; ``waiting``: on a non-blocking pipe."""
     chunks: list[bytes] = []
     while size:
+        if waiting:
+            select.select([fd], [], [])  # the rest of a write longer than the pipe's buffer
         chunk = os.read(fd, size)
         if not chunk:
             return None
