@@ -38,14 +38,7 @@ from ..state import app_state
 from ..status import Status
 from ..store import Claimed, Store
 from .children import Children
-from .executors import (
-    Child,
-    ClaimRules,
-    Executor,
-    ForkExecutor,
-    PoolExecutor,
-    SubprocessExecutor,
-)
+from .executors import Child, ClaimRules, Executor, ForkExecutor, PoolExecutor, SubprocessExecutor
 from .log import logger
 from .options import ManagerOptions
 from .orphans import kill_overdue_orphans, rescue_dead_tasks
@@ -112,14 +105,13 @@ class Manager:
             return SubprocessExecutor(app_import_path, verbosity=child_verbosity)
         if self.options.executor == "pool":
             opts = self.options
-            rules = ClaimRules(opts.max_running, opts.queues or None, self.hostname)
             return PoolExecutor(
                 self.app,
                 verbosity=child_verbosity,
                 after_fork=[self._in_child],
                 wake_fd=self.wakeups.signal_fd,
                 limits=opts.child_limits,
-                claim_rules=rules,
+                claim_rules=ClaimRules(opts.max_running, opts.queues or None, self.hostname),
             )
         return ForkExecutor(self.app, verbosity=child_verbosity, after_fork=[self._in_child])
 
@@ -273,7 +265,7 @@ class Manager:
         exited = self.children.reap()
         self.pids.forget(supervised.claimed.id for supervised in exited)
         for child in self.executor.self_started():
-            self._claimed(child.claimed, f"by process {child.pid} after its last task")
+            self._claimed(child.claimed, f" by process {child.pid} after its last task")
             self._supervise(child)
         return len(exited) + self.previous.reap()
 
@@ -312,20 +304,17 @@ class Manager:
         self.pids.written(pids)
         self._last_full = len(claimed) == free
         for task in claimed:
-            self._claimed(task, "")
+            self._claimed(task)
             self._start(task)
         return len(claimed)
 
-    def _claimed(self, task: Claimed, how: str) -> None:
+    def _claimed(self, task: Claimed, how: str = "") -> None:
         self.claimed_count += 1
-        logger.info(
-            "claimed task %s (attempt %s)%s: %s",
-            task.id,
-            task.attempt,
-            f" {how}" if how else "",
-            task.method,
-            extra={"action": "claim", "tache_id": task.id},
+        args, extra = (
+            (task.id, task.attempt, how, task.method),
+            {"action": "claim", "tache_id": task.id},
         )
+        logger.info("claimed task %s (attempt %s)%s: %s", *args, extra=extra)
 
     def _flush_pids(self, now: float) -> None:
         """Write the pids no claim took along (the manager is idle, or its slots are full)."""

@@ -161,3 +161,35 @@ def test_kill_9_of_the_manager_lets_each_child_finish_its_task_then_leave(
     wait_for("the task COMPLETED", lambda: row(busy)["status"] == Status.COMPLETED, DEADLINE)
     # Idle or done, no child waits for work that no manager will send.
     wait_for("every child gone", lambda: all(gone(pid) for pid in children), DEADLINE)
+
+
+def test_a_child_claims_its_next_task_itself_and_its_manager_supervises_it(
+    pool: Managers, tmp_path: Path
+) -> None:
+    """In the manager's claim order, and a crash in that task is seen by the manager."""
+    out = tmp_path / "pids.txt"
+    first = add("record_pid", parametres={"path": str(out)}, priority=3)
+    second = add("record_pid", parametres={"path": str(out)}, priority=2)
+    crash = add("segfault", priority=1)
+    pool.start("--forever", "--max", "1", "-v")
+    wait_for("the crash seen", lambda: row(crash)["status"] == Status.INTERRUPTED, DEADLINE)
+    child = run_pids(out)[first]
+    assert run_pids(out) == {first: child, second: child}
+    output = pool.output()
+    for tache_id in (second, crash):
+        assert f"claimed task {tache_id} (attempt 1) by process {child} after its last" in output
+    assert f"process {child} was killed by signal 11" in output
+    assert f"process {child} was killed by signal 11" in row(crash)["logs"][-1]["message"]
+
+
+def test_a_child_whose_manager_died_claims_nothing_more(pool: Managers, tmp_path: Path) -> None:
+    out = str(tmp_path / "out.txt")
+    busy = add("sleep_then_append", parametres={"path": out, "seconds": 1.5}, priority=2)
+    waiting = add("record", parametres={"path": out}, priority=1)
+    manager = pool.start("--forever", "--max", "1", "-v")
+    busy_pid = wait_for("the task RUNNING", lambda: running_pid(busy), DEADLINE, pool.output)
+    manager.kill()
+    manager.wait()
+    wait_for("the task COMPLETED", lambda: row(busy)["status"] == Status.COMPLETED, DEADLINE)
+    wait_for("its child gone", lambda: gone(busy_pid), DEADLINE)
+    assert row(waiting)["status"] == Status.TO_RUN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -330,7 +331,7 @@ def test_a_process_alive_since_before_the_claim_is_the_tasks_own() -> None:
 
 
 def test_the_pool_pipes_carry_a_task_and_its_result() -> None:
-    """A claimed row through a real pipe, and the two-byte result back."""
+    """A claimed row through a real pipe, and the result back, with the task claimed next."""
     row = {"id": 7, "logs": [{"message": "é" * 70_000}], "parametres": {"n": 1}}
     claimed = Claimed(7, 2, "app.jobs:send", 3.0, "mail", row)
     tasks_read, tasks_write = os.pipe()
@@ -343,8 +344,15 @@ def test_the_pool_pipes_carry_a_task_and_its_result() -> None:
         sender.join()
         assert received == claimed and received is not None and received.row == row
         assert read_result(results_read) is None  # nothing posted yet
-        post_result(results_write, Status.COMPLETED, retiring=True)
+        post_result(results_write, Status.COMPLETED, retiring=True, following=None)
         assert read_result(results_read) == TaskResult(EndHint(Status.COMPLETED), True)
+        # The task a child claimed itself, larger than the buffer: the manager reads it all.
+        poster = threading.Thread(target=post_result, args=(results_write, None, False, claimed))
+        poster.start()
+        select.select([results_read], [], [])
+        result = read_result(results_read)
+        poster.join()
+        assert result == TaskResult(EndHint(None), False, claimed)
         os.close(tasks_write)
         tasks_write = -1
         assert receive_task(tasks_read) is None  # the manager is gone
