@@ -88,6 +88,10 @@ class Store(ForkVerbs, ClaimVerbs, ChainVerbs, SlotVerbs, ReportVerbs, RestartVe
         """A bare DBAPI connection, for the fast paths (:mod:`.fast`)."""
         return self.engine.raw_connection()
 
+    def keep_connections(self) -> None:
+        """In a process that runs many tasks and forks no other (a pool child): keep the
+        connections between transactions (most stores' engines pool them already)."""
+
     def raw_begin(self, cursor: Any) -> None:
         """Begin a write transaction on a bare DBAPI cursor (drivers begin implicitly)."""
 

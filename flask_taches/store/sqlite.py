@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.sql.dml import Insert
 
 from ..models import taches_table
@@ -46,6 +46,8 @@ class SQLiteStore(Store):
         super().__init__(own_engine(engine), retry_base)
         self.app_engine = engine
         self._reader: Engine | None = None
+        #: Connections are kept between transactions (:meth:`keep_connections`).
+        self._keeps = False
 
     # -- transactions -------------------------------------------------------------
 
@@ -71,7 +73,7 @@ class SQLiteStore(Store):
         # write itself. WAL is the file's own (set by the engine's first connection,
         # always made before a task ends); synchronous is per connection.
         path = self.engine.url.database
-        if not path or path == ":memory:" or self.engine.url.query:
+        if self._keeps or not path or path == ":memory:" or self.engine.url.query:
             return super().raw_connection()
         dbapi = self.engine.dialect.loaded_dbapi
         raw = dbapi.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
@@ -96,6 +98,14 @@ class SQLiteStore(Store):
         # The store's own engines are NullPool: they keep no connection to share.
         # The app's engine pools: drop (never close) what the parent left in it.
         forget_pool_after_fork(self.app_engine)
+
+    def keep_connections(self) -> None:
+        # A connection per transaction costs some 0.5 ms of CPU each time (the open,
+        # the pragmas, the schema read): several times a task, more than a no-op task.
+        # The old engine opened no connection to close: it pooled none.
+        if not self._keeps:
+            self._keeps = True
+            self.engine = own_engine(self.app_engine, keep=True)
 
     # -- claims and wake-ups ------------------------------------------------------
 
@@ -136,13 +146,19 @@ class SQLiteStore(Store):
         return ids
 
 
-def own_engine(app_engine: Engine) -> Engine:
+def own_engine(app_engine: Engine, *, keep: bool = False) -> Engine:
     """An engine on the app's file whose transactions begin IMMEDIATE, in WAL mode.
 
-    The application's engine is left as it is.
+    It opens a connection per transaction, or with ``keep`` keeps them in a
+    pool (a connection then serves one thread at a time, any thread: the
+    task's and its watchdog's). The application's engine is left as it is.
     """
     url = make_url(str(app_engine.url.render_as_string(hide_password=False)))
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT})
+    if keep:
+        connect_args = {"timeout": BUSY_TIMEOUT, "check_same_thread": False}
+        engine = create_engine(url, poolclass=QueuePool, connect_args=connect_args)
+    else:
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

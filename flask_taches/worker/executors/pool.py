@@ -263,6 +263,7 @@ class PoolExecutor(ForkingExecutor):
         for fd in theirs:
             os.close(fd)
         become_task_process(self.store, self.after_fork, self.verbosity)
+        self.store.keep_connections()  # it forks no other child: none can share them
         pipes = ChildPipes(tasks, results, wake)
         serve(self.app, pipes, self.limits, self.verbosity, self.keep_processes, self.next_tasks)
         return 0
