@@ -48,6 +48,8 @@ class Store(ForkVerbs, ClaimVerbs, ChainVerbs, SlotVerbs, ReportVerbs, RestartVe
     skip_locked = False
     #: ``same_text(column, value)``: exact equality of text (see :func:`.statements.same_text`).
     same_text = staticmethod(sql.same_text)
+    #: ``minutes_since(column, start)``: whole minutes in SQL (:func:`.statements.minutes_since`).
+    minutes_since = staticmethod(sql.minutes_since)
 
     def __init__(self, engine: Engine, retry_base: float = 10.0) -> None:
         self.engine = engine

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, cast, literal, text
+from sqlalchemy import ColumnElement, Connection, cast, func, literal, text
 from sqlalchemy.dialects.mysql import BINARY
 
+from ..models import UTCDateTime
 from .base import Store
 
 CLAIM_LOCK_WAIT = 10  # seconds a claim waits for GET_LOCK
@@ -36,6 +38,11 @@ class MySQLStore(Store):
         """Byte for byte; the plain ``=`` beside it keeps the column's index usable."""
         as_bytes = cast(column, BINARY()) == cast(literal(value), BINARY())
         return (column == value) & as_bytes
+
+    @staticmethod
+    def minutes_since(column: Any, start: datetime) -> ColumnElement[int]:
+        """``TIMESTAMPDIFF`` counts whole minutes (it truncates: a later time is floored)."""
+        return func.timestampdiff(text("MINUTE"), literal(start, UTCDateTime()), column)
 
     def socket_fd(self, dbapi_connection: Any) -> int | None:
         """PyMySQL keeps its socket in ``_sock`` (None once closed); mysqlclient has ``fileno``."""

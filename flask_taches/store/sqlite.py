@@ -16,14 +16,26 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    cast,
+    create_engine,
+    event,
+    func,
+    insert,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.sql.dml import Insert
 
+from ..clock import as_utc
 from ..models import taches_table
 from . import statements as sql
 from .base import Store
@@ -48,6 +60,18 @@ class SQLiteStore(Store):
         self._reader: Engine | None = None
         #: Connections are kept between transactions (:meth:`keep_connections`).
         self._keeps = False
+
+    @staticmethod
+    def minutes_since(column: Any, start: datetime) -> ColumnElement[int]:
+        """Unix seconds of the stored text's whole seconds, integer-divided by 60.
+
+        The text is cut before its fraction: SQLite would round ``59.9999`` to
+        the next second, hence the next minute. ``start`` is a whole minute, so
+        dropping the fraction never moves a time to another minute.
+        """
+        whole = func.strftime("%s", func.substr(column, 1, len("YYYY-MM-DD HH:MM:SS")))
+        seconds = cast(whole, Integer) - int(as_utc(start).timestamp())
+        return seconds // 60
 
     # -- transactions -------------------------------------------------------------
 

@@ -6,7 +6,8 @@
 * :func:`claimed_values`: what a claim writes into a row it makes RUNNING;
 * :func:`read_row` / :func:`update_row`: one row by id;
 * :func:`ready`: the rows a manager may claim now;
-* :func:`same_text`: a text column equal to a value, character for character.
+* :func:`same_text`: a text column equal to a value, character for character;
+* :func:`minutes_since`: whole minutes from a time to a column's (the dashboard's chart).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, select, update
+from sqlalchemy import ColumnElement, Connection, Integer, cast, func, literal, select, update
 
-from ..models import taches_table
+from ..models import UTCDateTime, taches_table
 from ..status import Status
 
 T = taches_table.c
@@ -78,3 +79,15 @@ def same_text(column: Any, value: str) -> ColumnElement[bool]:
     overrides :meth:`Store.same_text`, so ``owner = 'bob'`` never matches ``'BOB'``.
     """
     return column == value
+
+
+def minutes_since(column: Any, start: datetime) -> ColumnElement[int]:
+    """Whole minutes from ``start`` to ``column`` (a later time), as an integer, in SQL.
+
+    The standard's ``EXTRACT(EPOCH FROM interval)``, as PostgreSQL has it; SQLite
+    and MySQL override :meth:`Store.minutes_since` with their own date arithmetic.
+    Lets the chart count its 60 minutes in one ``GROUP BY`` (no database cuts
+    minutes the same way).
+    """
+    seconds = func.extract("epoch", column - literal(start, UTCDateTime()))
+    return cast(func.floor(seconds / 60), Integer)

@@ -43,6 +43,9 @@ def index() -> Any:
     app_state().service.rescue_stale()
     before = _keyset_arg("before")
     after = _keyset_arg("after") if before is None else None
+    # The figures first: each of their reads ends the session's idle read, which
+    # expires its objects, and the page's 50 rows would be read again one by one.
+    figures = overview(filters)
     page = dashboard_page(filters, before=before, after=after)
     with_reasons(page.taches)
     markup = render_template(
@@ -50,7 +53,7 @@ def index() -> Any:
         page=page,
         filters=filters,
         statuses=list(Status),
-        overview=overview(filters),
+        overview=figures,
         bulk_fields=hidden_fields(filters),
         live_rows=live_rows(filters, page) if before is None and after is None else None,
     )

@@ -10,10 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from flask_taches import Status, Tache
 from flask_taches.clock import utcnow
+from flask_taches.models import taches_table
+from flask_taches.service import figures
 from flask_taches.web.dashboard import PAGE_SIZE
 from tests.app import db, taches
 from tests.web import JSON, USERS, as_user, csrf_token, make, read
@@ -226,6 +228,61 @@ def test_dashboard_queries_walk_an_index_in_order(app: Flask, query: str, user: 
                     for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
                 )
                 assert "TEMP B-TREE" not in plan, (query, statement, plan)
+
+
+def test_the_dashboard_reads_its_rows_once(app: Flask) -> None:
+    """Its figures are read before its rows: their reads would expire the rows, each read again."""
+    add_many(app, PAGE_SIZE + 5)
+    with app.app_context():
+        now = utcnow()
+        db.session.execute(
+            update(taches_table).values(status="COMPLETED", started_at=now, ended_at=now)
+        )
+        db.session.commit()
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if re.search(r"FROM taches\b(?!_)", statement):
+            statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        shown, _ = page(app, "/taches/", **as_user("root", admin=True))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(shown) == PAGE_SIZE
+    by_id = [s for s in statements if re.search(r"WHERE taches\.id = ", s)]
+    assert by_id == [], by_id[:1]
+    assert len(statements) < 12, statements  # counts, chart, bulk counts, the page: not a row each
+
+
+def test_the_chart_cuts_minutes_alike_on_every_database(app: Flask) -> None:
+    """Ended on a minute's first instant: in that minute; a microsecond before: the one before."""
+    now = utcnow().replace(second=30, microsecond=0)
+    minute = now.replace(second=0)
+    ends = {
+        "COMPLETED": [minute, minute, minute - timedelta(microseconds=1)],
+        "FAILED": [minute - timedelta(minutes=5, seconds=-59, microseconds=-999_999)],
+        "INTERRUPTED": [minute - timedelta(minutes=59)],
+    }
+    for status, times in ends.items():
+        for ended in times:
+            make(app, status=status, started_at=ended, ended_at=ended, attempts=1)
+    make(app, status="COMPLETED", started_at=now, ended_at=minute - timedelta(minutes=60))
+    make(app, status="CANCELLED", started_at=now, ended_at=minute)  # not charted
+    with app.test_request_context("/taches/", headers=as_user("root", admin=True)):
+        minutes = figures.last_hour([], now=now)
+    assert len(minutes) == figures.CHART_MINUTES
+    assert minutes[-1].start == minute
+    by_start = {m.start: (m.completed, m.failed) for m in minutes if m.completed or m.failed}
+    assert by_start == {
+        minute: (2, 0),
+        minute - timedelta(minutes=1): (1, 0),
+        minute - timedelta(minutes=5): (0, 1),
+        minute - timedelta(minutes=59): (0, 1),
+    }
 
 
 # -- cancel all ----------------------------------------------------------------------------
