@@ -18,7 +18,8 @@ from ..exceptions import InvalidTransition, NotAllowed, TacheError, TacheNotFoun
 from ..models import Tache
 from ..status import Status
 from . import csrf, i18n
-from .templating import Fragments, render_result, render_status
+from .fragments import Fragments
+from .templating import render_result, render_status
 
 #: Routes that always answer JSON, errors included.
 JSON_ENDPOINTS = frozenset({"taches.status_json", "taches.batch_status"})
@@ -95,7 +96,7 @@ def live_data(tache: Tache, fragments: Fragments | None = None) -> dict[str, Any
     Without ``logs``: a page polls this every few seconds for every task it
     shows, and a long task's log would travel each time; ``result_html``
     carries the logs summary and ``/<id>/status.json`` the full log.
-    ``fragments``: one renderer for a whole batch (:class:`.templating.Fragments`).
+    ``fragments``: one renderer for a whole batch (:class:`.fragments.Fragments`).
     """
     data = status_data(tache)
     del data["logs"]

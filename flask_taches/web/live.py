@@ -28,6 +28,7 @@ from ..models import Tache
 from ..state import app_state
 from .answers import BadInput
 from .dashboard import Filters, Page, dashboard_page
+from .fragments import Fragments
 from .inputs import parse_id, refuse_unstorable
 from .rows import with_reasons
 
@@ -57,10 +58,10 @@ def live_rows(filters: Filters, page: Page) -> LiveRows:
     return LiveRows(query=urlencode(filters.query_args(), doseq=True), after=after)
 
 
-def row_html(tache: Tache) -> str:
+def row_html(tache: Tache, fragments: Fragments) -> str:
     """The cells of one dashboard row."""
     with_reasons([tache])
-    return render_template("taches/_row_cells.html", tache=tache)
+    return str(fragments.row(tache))
 
 
 def page_parts(tache: Tache, logs_shown: int) -> dict[str, Any]:
@@ -86,7 +87,10 @@ def newer_rows(spec: Any) -> dict[str, Any]:
     after, filters = parse_newer(spec)
     page = dashboard_page(filters, before=None, after=after)
     taches = with_reasons(sorted(page.taches, key=lambda t: t.id, reverse=True))
-    html = "".join(render_template("taches/_row.html", tache=t) for t in taches)
+    cells = Fragments().row
+    html = "".join(
+        render_template("taches/_row.html", tache=t, taches_row_cells=cells) for t in taches
+    )
     return {"html": html, "after": max([after, *(t.id for t in taches)])}
 
 

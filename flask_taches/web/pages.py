@@ -17,6 +17,7 @@ from ..status import Status
 from .answers import BadInput, html, http_errors, no_store, task_answer
 from .blueprint import blueprint
 from .dashboard import Filters, dashboard_page
+from .fragments import Fragments
 from .inputs import INTEGER
 from .live import live_rows, previous_id
 from .overview import hidden_fields, overview
@@ -56,6 +57,7 @@ def index() -> Any:
         overview=figures,
         bulk_fields=hidden_fields(filters),
         live_rows=live_rows(filters, page) if before is None and after is None else None,
+        taches_row_cells=Fragments().row,  # each row's cells, a finished one's kept
     )
     return no_store(html(markup))
 

@@ -19,9 +19,10 @@ from .answers import (
     task_answer,
 )
 from .blueprint import blueprint
+from .fragments import Fragments
 from .inputs import as_list, parse_id, parse_signature, split_commas
 from .rows import shown_or_404
-from .templating import Fragments, render_status
+from .templating import render_status
 
 
 @blueprint.get("/<int:tache_id>/status")
@@ -59,7 +60,7 @@ def batch_status() -> Response:
     found, missing_ids, missing_signatures = find_batch([*ids, *pages, *rows], signatures)
     fragments = Fragments()
     payload: dict[str, Any] = {
-        "taches": [_with_row(live_data(t, fragments), t, rows) for t in found],
+        "taches": [_with_row(live_data(t, fragments), t, rows, fragments) for t in found],
         "missing": {"ids": missing_ids, "signatures": missing_signatures},
     }
     if pages:
@@ -81,9 +82,11 @@ def _json_body() -> dict[str, Any]:
     return {}
 
 
-def _with_row(data: dict[str, Any], tache: Tache, rows: set[int]) -> dict[str, Any]:
+def _with_row(
+    data: dict[str, Any], tache: Tache, rows: set[int], fragments: Fragments
+) -> dict[str, Any]:
     if tache.id in rows:
-        data["row_html"] = live.row_html(tache)
+        data["row_html"] = live.row_html(tache, fragments)
     return data
 
 

@@ -230,28 +230,6 @@ def render_result(tache: Tache) -> Markup:
     return Markup(render_template("taches/_result.html", tache=tache))
 
 
-class Fragments:
-    """Both live fragments of many tasks, for one request (the batch route).
-
-    ``render_template`` looks the template up and runs the context processors
-    on every call; for a batch of 50 tasks, that was most of the answer's
-    time. Here both happen once per request, then each task is one render.
-    """
-
-    def __init__(self) -> None:
-        env = current_app.jinja_env
-        self._status = env.get_template("taches/_status.html")
-        self._result = env.get_template("taches/_result.html")
-        self._context: dict[str, Any] = {}
-        current_app.update_template_context(self._context)
-
-    def status(self, tache: Tache) -> Markup:
-        return Markup(self._status.render({**self._context, "tache": tache}))
-
-    def result(self, tache: Tache) -> Markup:
-        return Markup(self._result.render({**self._context, "tache": tache}))
-
-
 def render_tache(tache_or_id: Tache | int | str | None, **attrs: Any) -> Markup:
     """``<span class="tache" data-id="ID">`` + the status partial + ``</span>``.
 
