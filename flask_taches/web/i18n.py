@@ -8,6 +8,7 @@ the same words as before.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -238,16 +239,27 @@ def normalize(locale: Any) -> str:
 
 
 def current_language() -> str:
-    """Flask-Babel's locale when the app has Flask-Babel, else ``TACHES_LOCALE``."""
+    """Flask-Babel's locale when the app has Flask-Babel, else ``TACHES_LOCALE``.
+
+    Asked for every text of every fragment (some 20 per dashboard row): the
+    proxy is resolved once, and a setting's language is worked out once.
+    """
     if not has_app_context():
         return DEFAULT_LANGUAGE
-    if "babel" in current_app.extensions:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if "babel" in app.extensions:
         from flask_babel import get_locale  # only for apps that use Flask-Babel
 
         locale = get_locale()
         if locale is not None:
             return normalize(locale)
-    return normalize(current_app.config.get("TACHES_LOCALE"))
+    setting = app.config.get("TACHES_LOCALE")
+    return _setting_language(setting) if isinstance(setting, str | None) else normalize(setting)
+
+
+@functools.lru_cache(maxsize=32)
+def _setting_language(setting: str | None) -> str:
+    return normalize(setting)
 
 
 def status_label(status: Any, language: str | None = None) -> str:

@@ -4,11 +4,13 @@ Four client threads ask the batch route (50 ids) and the dashboard of a
 threaded ``flask run`` while one manager drains 1,000 tasks that log and
 report progress. No answer is a 5xx, none says "database is locked", nor
 does any log or row. The batch route's p50 / p99 under that load are printed
-(a figure, not an assertion: the machine's load decides it).
+with the server's CPU per answer (figures, not assertions: the machine's load
+decides them).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import subprocess
@@ -125,8 +127,9 @@ def test_sqlite_answers_the_pages_while_a_manager_drains(
                             lambda: f"{statuses()}\n{group.output()[-3000:]}",
                         )
                     finally:
+                        cpu = cpu_seconds(server.pid)
                         with capsys.disabled():
-                            print(f"\n{figures(clients)} ({statuses()})")
+                            print(f"\n{figures(clients, cpu)} ({statuses()})")
             finally:
                 server.terminate()
                 server.wait(15)
@@ -138,13 +141,22 @@ def test_sqlite_answers_the_pages_while_a_manager_drains(
     assert not any(LOCKED in str(r["logs"]) for r in final.values())
 
 
-def figures(clients: Clients) -> str:
+def figures(clients: Clients, cpu: float) -> str:
+    """The batch's p50 / p99, and the server's CPU per answer (what the load moves least)."""
     times = clients.batch_ms or [0.0]
+    per_answer = cpu * 1000 / max(1, clients.answers)
     return (
         f"SQLite under web load: {len(times)} batch answers ({BATCH} ids, {CLIENTS}"
         f" clients, {clients.answers} answers in all) p50 {statistics.median(times):.0f} ms"
-        f" / p99 {percentile(times, 0.99):.0f} ms while {TASKS} tasks drained"
+        f" / p99 {percentile(times, 0.99):.0f} ms while {TASKS} tasks drained;"
+        f" the server's CPU {per_answer:.1f} ms per answer, load {os.getloadavg()[0]:.1f}"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux's ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _answers(base: str) -> bool:
