@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask import Flask  # noqa: E402
-from sqlalchemy import delete, func, select, text  # noqa: E402
+from sqlalchemy import delete, func, select, text, update  # noqa: E402
 
 from bench import run as single  # noqa: E402
 from flask_taches import Status, Tache  # noqa: E402
+from flask_taches.clock import utcnow  # noqa: E402
 from flask_taches.models import taches_table  # noqa: E402
+from flask_taches.web import fragments  # noqa: E402
 
 T = taches_table.c
 REQUESTS = 30  # dashboard and batch requests timed
@@ -111,25 +113,50 @@ def drain(app: Flask, url: str, tasks: int) -> float:
     return tasks / (last - first).total_seconds()
 
 
-def web_timings(app: Flask) -> tuple[float, float]:
-    """Median ms of the dashboard's first page and of a 200-id status batch."""
+def finished_rows(app: Flask, tasks: int) -> None:
+    """``tasks`` new rows, made COMPLETED without a manager (``--web-only``)."""
+    with app.app_context():
+        reset_new()
+        single.bench_app.taches.add_many(Tache(method=single.NOOP) for _ in range(tasks))
+        single.bench_app.db.session.remove()
+        now = utcnow()
+        done = {"status": Status.COMPLETED.value, "attempts": 1, "started_at": now}
+        with single.bench_app.taches.store().write() as conn:
+            conn.execute(update(taches_table).where(T.id > _floor).values(ended_at=now, **done))
+
+
+def web_timings(app: Flask) -> dict[str, float]:
+    """Median ms (wall and this process's CPU) of the dashboard's first page and a 200-id batch.
+
+    The batch twice: asked again (its finished tasks' fragments kept from the
+    first look) and at a first look (the kept renders dropped before each).
+    """
     app.config["SECRET_KEY"] = "bench"
     client = app.test_client()
     with app.app_context(), single.bench_app.taches.store().read() as conn:
         top = int(conn.execute(select(func.max(T.id))).scalar_one())
     step = max(1, top // BATCH)
     ids = ",".join(str(i) for i in range(1, top + 1, step)[:BATCH])
-    found = {}
-    for name, path in (("dashboard", "/taches/"), ("batch", f"/taches/status?ids={ids}")):
-        timings = []
+    kept = fragments.kept_renders(app)
+    found: dict[str, float] = {}
+    for name, path, fresh in (
+        ("dashboard", "/taches/", False),
+        ("batch", f"/taches/status?ids={ids}", False),
+        ("batch, first look", f"/taches/status?ids={ids}", True),
+    ):
+        wall, cpu = [], []
         for _ in range(REQUESTS + 2):
-            started = time.perf_counter()
+            if fresh:
+                kept.clear()
+            started, used = time.perf_counter(), time.process_time()
             answer = client.get(path)
-            timings.append((time.perf_counter() - started) * 1000)
+            wall.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - used) * 1000)
             if answer.status_code != 200:
                 raise SystemExit(f"{path[:40]}: HTTP {answer.status_code}")
-        found[name] = statistics.median(timings[2:])  # the first ones compile templates
-    return found["dashboard"], found["batch"]
+        found[name] = statistics.median(wall[2:])  # the first ones compile templates
+        found[f"{name} CPU"] = statistics.median(cpu[2:])
+    return found
 
 
 def measure(label: str, app: Flask, url: str, args: argparse.Namespace) -> dict[str, float]:
@@ -143,7 +170,9 @@ def measure(label: str, app: Flask, url: str, args: argparse.Namespace) -> dict[
             "pickup p50": statistics.median(latencies),
             "pickup p95": single.percentile(latencies, 0.95),
         }
-    figures["dashboard"], figures["batch"] = web_timings(app)
+    else:
+        finished_rows(app, args.tasks)  # what a drain would leave for the pages to show
+    figures.update(web_timings(app))
     print(f"  [{label}] " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
     return figures
 
@@ -167,8 +196,12 @@ def run_database(label: str, url: str, args: argparse.Namespace) -> None:
             ratio = full[key] / empty[key]
             print(f"  {key:<12} {empty[key]:8.1f} -> {full[key]:8.1f}   x{ratio:.2f}  ({target})")
         print(f"  pickup p95   {empty['pickup p95']:8.1f} -> {full['pickup p95']:8.1f}")
-    for key, name, target in (("dashboard", "dashboard", 50), ("batch", "200-id batch", 20)):
-        print(f"  {name:<12} {empty[key]:8.1f} -> {full[key]:8.1f} ms   (target < {target} ms)")
+    for page, limit in (("dashboard", 50), ("batch", 20), ("batch, first look", 20)):
+        print(
+            f"  {page:<17} {empty[page]:7.1f} -> {full[page]:7.1f} ms"
+            f" (CPU {empty[page + ' CPU']:.1f} -> {full[page + ' CPU']:.1f})"
+            f"   (target < {limit} ms)"
+        )
     print(flush=True)
 
 

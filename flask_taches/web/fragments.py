@@ -86,6 +86,10 @@ class Kept:
             while len(self._renders) > self.size:
                 self._renders.popitem(last=False)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._renders.clear()
+
     def __len__(self) -> int:
         return len(self._renders)
 
