@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from .. import auth
 from ..clock import utcnow
@@ -83,13 +83,21 @@ def counts(
     ]
     row = session.execute(select(*per_status)).one()
     by_status = {s.value: int(n) for s, n in zip(Status, row, strict=True)}
-    queue_rows = session.execute(
-        select(Tache.queue, func.count())
-        .where(*shared, *status_filter, Tache.status.in_(UNFINISHED_VALUES), *visible)
-        .group_by(Tache.queue)
+    # One range of the status index per unfinished status: with ``status IN (...)``
+    # SQLite preferred the owner index for a viewer's ``owner IS NULL`` and read
+    # every shared task ever run (0.1 s at 300,000 rows).
+    backlog = union_all(
+        *(
+            select(Tache.queue, func.count().label("n"))
+            .where(Tache.status == status, *shared, *status_filter, *visible)
+            .group_by(Tache.queue)
+            for status in UNFINISHED_VALUES
+        )
     )
-    by_queue = dict(sorted((str(q), int(n)) for q, n in queue_rows))
-    return Counts(by_status=by_status, by_queue=by_queue)
+    by_queue: dict[str, int] = {}
+    for queue, n in session.execute(backlog):
+        by_queue[str(queue)] = by_queue.get(str(queue), 0) + int(n)
+    return Counts(by_status=by_status, by_queue=dict(sorted(by_queue.items())))
 
 
 def last_hour(shared: Sequence[Any], now: datetime | None = None) -> list[Minute]:

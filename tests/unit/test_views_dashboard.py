@@ -258,6 +258,35 @@ def test_the_dashboard_reads_its_rows_once(app: Flask) -> None:
     assert len(statements) < 12, statements  # counts, chart, bulk counts, the page: not a row each
 
 
+@pytest.mark.parametrize("user", [None, "bob"])
+def test_a_viewers_backlog_is_read_on_the_status_index(app: Flask, user: str | None) -> None:
+    """Not on the owner index: a viewer's shared tasks are every task cron ever added."""
+    make(app, queue="mail")
+    make(app, status="COMPLETED")
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        if "GROUP BY taches.queue" in statement:
+            statements.append((statement, params))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        html = app.test_client().get("/taches/", headers=as_user(user)).get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert 'data-queue="mail" data-count="1"' in html
+    assert len(statements) == 1
+    if engine.dialect.name == "sqlite":  # the plan's wording is SQLite's
+        with engine.connect() as conn:
+            statement, params = statements[0]
+            plan = " ; ".join(
+                row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+            )
+        assert "ix_taches_owner" not in plan and plan.count("(status=?)") == 3, plan
+
+
 def test_the_chart_cuts_minutes_alike_on_every_database(app: Flask) -> None:
     """Ended on a minute's first instant: in that minute; a microsecond before: the one before."""
     now = utcnow().replace(second=30, microsecond=0)
