@@ -1,11 +1,14 @@
-"""Scale-out on one PostgreSQL: 4 managers with --max 2 each beside 1 manager with --max 8.
+"""Scale-out on one PostgreSQL: 4 managers of 2 slots each beside 1 manager of 8.
 
-    .venv/bin/python bench/scale_out.py [--tasks 600] [--repeats 3]
+    .venv/bin/python bench/scale_out.py [--tasks 600] [--repeats 3] [--global-2]
 
 The same no-op tasks drained from one PostgreSQL database, interleaved, medians
 of the repeats; the rate runs from the first task's start to the last one's
-end. Target: 4 x 2 drains at least 0.9 x what 1 x 8 drains (claims must not
-serialise on the claim lock).
+end. Both shapes have 8 slots under the same global ``--max 8``: one manager
+with all 8, or 4 managers with ``--concurrency 2`` each. Target: 4 x 2 drains
+at least 0.9 x what 1 x 8 drains (claims must not serialise on the claim lock).
+``--global-2`` adds 4 managers with ``--max 2`` each, whose global limit lets
+only 2 tasks run at once, all managers together.
 """
 
 from __future__ import annotations
@@ -27,25 +30,38 @@ from bench import run as single  # noqa: E402
 from flask_taches import Status, Tache  # noqa: E402
 from flask_taches.models import taches_table  # noqa: E402
 
-SAMPLE_EVERY = 0.01  # seconds between two looks at pg_locks during a drain
+SAMPLE_EVERY = 0.01  # seconds between two looks at pg_locks and the RUNNING count
+SAMPLE = text(
+    "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted),"
+    " (SELECT count(*) FROM taches WHERE status = 'RUNNING')"
+)
+#: name: (managers, arguments of each)
+SHAPES = {
+    "1 x --max 8": (1, ("--max", "8")),
+    "4 x --concurrency 2": (4, ("--max", "8", "--concurrency", "2")),
+}
+GLOBAL_2 = {"4 x --max 2": (4, ("--max", "2"))}
 
 
-class LockWaits:
-    """Samples, while a drain runs, how many claims wait for the claim's advisory lock."""
+class Samples:
+    """While a drain runs: how often a claim waits for the claim's advisory lock, and
+    how many tasks are RUNNING."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        self.samples: list[int] = []
+        self.waiting: list[int] = []
+        self.running: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         with self.engine.connect() as conn:
             while not self._stop.wait(SAMPLE_EVERY):
-                self.samples.append(int(conn.execute(query).scalar_one()))
+                waiting, running = conn.execute(SAMPLE).one()
+                self.waiting.append(int(waiting))
+                self.running.append(int(running))
 
-    def __enter__(self) -> LockWaits:
+    def __enter__(self) -> Samples:
         self._thread.start()
         return self
 
@@ -55,13 +71,17 @@ class LockWaits:
         self.engine.dispose()
 
     def summary(self) -> str:
-        if not self.samples:
+        if not self.waiting:
             return "no sample"
-        waiting = sum(1 for n in self.samples if n) / len(self.samples)
-        return f"a claim waited for the lock in {waiting:.0%} of {len(self.samples)} samples"
+        waited = sum(1 for n in self.waiting if n) / len(self.waiting)
+        busy = [n for n in self.running if n] or [0]
+        return (
+            f"a claim waited for the lock in {waited:.0%} of {len(self.waiting)} samples; "
+            f"RUNNING {statistics.mean(busy):.1f} on average, {max(busy)} at most"
+        )
 
 
-def drain(app: Flask, url: str, tasks: int, managers: int, max_each: int) -> float:
+def drain(app: Flask, url: str, tasks: int, managers: int, args: tuple[str, ...]) -> float:
     """Tasks per second from the first start to the last end, with ``managers`` managers."""
     bench_app = single.bench_app
     with app.app_context():
@@ -69,13 +89,13 @@ def drain(app: Flask, url: str, tasks: int, managers: int, max_each: int) -> flo
         bench_app.taches.add_many(Tache(method=single.NOOP) for _ in range(tasks))
         bench_app.db.session.remove()
         with ExitStack() as stack:
-            waits = stack.enter_context(LockWaits(url))
+            samples = stack.enter_context(Samples(url))
             for _ in range(managers):
-                stack.enter_context(single.manager(url, "--max", str(max_each)))
+                stack.enter_context(single.manager(url, *args))
             single.wait_until(
                 f"{tasks} tasks drained", lambda: single.count(Status.COMPLETED) == tasks
             )
-        print(f"    {managers} x --max {max_each}: {waits.summary()}", flush=True)
+        print(f"    {samples.summary()}", flush=True)
         with bench_app.taches.store().read() as conn:
             first, last = conn.execute(
                 select(func.min(taches_table.c.started_at), func.max(taches_table.c.ended_at))
@@ -87,23 +107,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--global-2", action="store_true", help="add 4 x --max 2")
     args = parser.parse_args()
+    shapes = {**SHAPES, **(GLOBAL_2 if args.global_2 else {})}
     print(f"scale-out on PostgreSQL; load average before: {single.load()}", flush=True)
-    rates: dict[str, list[float]] = {"1 x --max 8": [], "4 x --max 2": []}
+    rates: dict[str, list[float]] = {name: [] for name in shapes}
     with single.postgres_database() as url:
         app = single.make_app(url)
         for repeat in range(args.repeats):
-            shapes = [("1 x --max 8", 1, 8), ("4 x --max 2", 4, 2)]
-            for name, managers, max_each in shapes if repeat % 2 == 0 else shapes[::-1]:
-                rate = drain(app, url, args.tasks, managers, max_each)
+            order = list(shapes.items())
+            for name, (managers, manager_args) in order if repeat % 2 == 0 else order[::-1]:
+                rate = drain(app, url, args.tasks, managers, manager_args)
                 rates[name].append(rate)
                 print(f"  {name}: {rate:.1f} tasks/s (load {single.load()})", flush=True)
         with app.app_context():
             single.bench_app.db.engine.dispose()
-    one, four = (statistics.median(rates[name]) for name in rates)
-    print(f"\n1 manager  --max 8: {one:.1f} tasks/s (median of {args.repeats})")
-    print(f"4 managers --max 2: {four:.1f} tasks/s")
-    print(f"ratio 4x2 / 1x8: {four / one:.2f}   (target >= 0.9)")
+    medians = {name: statistics.median(rates[name]) for name in shapes}
+    one = medians["1 x --max 8"]
+    print(f"\nmedians of {args.repeats}, {args.tasks} no-op tasks:")
+    for name, rate in medians.items():
+        print(f"  {name:22} {rate:6.1f} tasks/s   {rate / one:.2f} x 1 x --max 8")
+    print("target: 4 x --concurrency 2 >= 0.9 x 1 x --max 8")
     print(f"load average after: {single.load()}")
 
 

@@ -56,6 +56,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TACHES_SLEEP", "float", 6.0, "Seconds between rounds (`start --sleep`)."),
     #: Most tasks RUNNING at once across all managers sharing the database.
     Setting("TACHES_MAX", "int", 5, "Most tasks RUNNING at once, all managers together."),
+    #: Most tasks one manager runs at once (its share of the host), within TACHES_MAX.
+    Setting(
+        "TACHES_CONCURRENCY",
+        "int",
+        None,
+        "Most tasks one manager runs at once, within TACHES_MAX; default: TACHES_MAX.",
+        optional=True,
+    ),
     #: How often an idle manager looks for new work when no NOTIFY wakes it.
     Setting("TACHES_POLL", "float", 0.2, "Seconds between polls of an idle manager."),
     #: Where the database wakes an idle manager itself, the poll only finds what no

@@ -80,6 +80,11 @@ def manager_output(verbosity: int) -> Iterator[None]:
     help="Most tasks RUNNING at once, all managers together [TACHES_MAX: 5].",
 )
 @click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Most tasks this manager runs at once, within --max [TACHES_CONCURRENCY: --max].",
+)
+@click.option(
     "--queue",
     "queues",
     multiple=True,
@@ -112,6 +117,7 @@ def start(
     loop: int | None,
     sleep: float | None,
     max_running: int | None,
+    concurrency: int | None,
     queues: tuple[str, ...],
     executor: str | None,
     forever: bool,
@@ -132,6 +138,7 @@ def start(
             loop=loop,
             sleep=sleep,
             max_running=max_running,
+            concurrency=concurrency,
             queues=tuple(queues) or None,
             executor=executor,
             forever=forever or None,

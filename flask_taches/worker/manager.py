@@ -1,11 +1,12 @@
 """The manager (``flask taches start``): claim ready tasks, run each in its own process.
 
 It lives ``loop`` x ``sleep`` seconds (so that cron every minute keeps one
-alive) or until stopped with ``forever``. Within that time it claims whenever a
-slot is free and a task is ready, in batches, never more than ``max_running``
-RUNNING across every manager of the database (the store enforces it inside the
-claim). An idle manager sleeps on :class:`~.wakeups.Wakeups`, so a new task, a
-child's exit or a stop request wakes it at once.
+alive) or until stopped with ``forever``. Within that time it claims whenever
+one of its ``slots`` (``--concurrency``) is free and a task is ready, in
+batches, never more than ``max_running`` RUNNING across every manager of the
+database (the store enforces it inside the claim). An idle manager sleeps on
+:class:`~.wakeups.Wakeups`, so a new task, a child's exit or a stop request
+wakes it at once.
 
 Each pass of the loop reaps and settles the children (:mod:`.children`),
 carries out the stops whose time has come (:mod:`.supervision`), writes the
@@ -94,7 +95,7 @@ class Manager:
         self._sigchld = False  # a SIGCHLD handler wakes the loop when a child exits
         self._last_full = False  # the last claim took all it asked for
         #: Free slots a backlog waits for before the next claim.
-        self._batch = max(1, options.max_running // 2)
+        self._batch = max(1, options.slots // 2)
         self.executor = executor or self._make_executor(app_import_path)
         self.registration = Registration(self.store, self.hostname, options, self.executor.name)
         self.retention = Retention.of_manager(self.store, app, self.hostname)
@@ -131,10 +132,11 @@ class Manager:
         lifetime = self.options.lifetime
         end = None if lifetime is None else started + lifetime
         logger.info(
-            "manager %s on %s: max %s, executor %s, %s",
+            "manager %s on %s: max %s (%s here), executor %s, %s",
             os.getpid(),
             self.hostname,
             self.options.max_running,
+            self.options.slots,
             self.executor.name,
             "until stopped" if end is None else f"for {end - started:g} s",
             extra={"action": "manager_start", "tache_id": None},
@@ -195,7 +197,7 @@ class Manager:
                 return
             if claiming and now >= self.scheduler.due:
                 more = self.scheduler.add_due() > 0 or more
-            free = opts.max_running - len(self.children)
+            free = opts.slots - len(self.children)
             claimable = claiming and free > 0 and not self._gathering(free)
             if claimable and (more or reaped or now >= next_poll):
                 got = self._claim(free)

@@ -18,6 +18,8 @@ class ManagerOptions:
     loop: int = 10
     sleep: float = 6.0
     max_running: int = 5
+    #: Most tasks this manager runs at once; None: ``max_running``.
+    concurrency: int | None = None
     queues: tuple[str, ...] = ()
     executor: str = "fork"
     forever: bool = False
@@ -41,6 +43,7 @@ class ManagerOptions:
             "loop": config["TACHES_LOOP"],
             "sleep": config["TACHES_SLEEP"],
             "max_running": config["TACHES_MAX"],
+            "concurrency": config["TACHES_CONCURRENCY"],
             "queues": tuple(config["TACHES_QUEUES"] or ()),
             "executor": config["TACHES_EXECUTOR"],
             "poll": config["TACHES_POLL"],
@@ -64,6 +67,8 @@ class ManagerOptions:
             raise ConfigurationError(f"executor {self.executor!r}: use one of {choices}")
         if self.loop < 1 or self.max_running < 1:
             raise ConfigurationError("--loop and --max must be at least 1")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigurationError("--concurrency (TACHES_CONCURRENCY) must be at least 1")
         if (
             min(
                 self.sleep,
@@ -80,6 +85,11 @@ class ManagerOptions:
             raise ConfigurationError("TACHES_MAX_TASKS_PER_CHILD must be at least 1")
         if self.max_memory_per_child is not None and self.max_memory_per_child < 1:
             raise ConfigurationError("TACHES_MAX_MEMORY_PER_CHILD must be at least 1 (MB)")
+
+    @property
+    def slots(self) -> int:
+        """Most tasks this manager runs at once: ``--concurrency``, never over ``--max``."""
+        return min(self.concurrency or self.max_running, self.max_running)
 
     @property
     def child_limits(self) -> ChildLimits:

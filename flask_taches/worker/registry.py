@@ -41,7 +41,7 @@ class Registration:
             pid=os.getpid(),
             version=_version(),
             queues=tuple(options.queues),
-            max_running=options.max_running,
+            max_running=options.slots,  # its own share: the dashboard shows running/max
             executor=executor,
         )
         self.manager_id: int | None = None

@@ -104,3 +104,27 @@ def test_two_subprocess_managers_run_each_task_once(db_ctx: Flask, tmp_path: Pat
             args=("--executor", "subprocess"),
         )
         check_exactly_once(group, out, ids, max_running=3)
+
+
+@pytest.mark.parametrize(
+    ("managers_count", "max_running", "concurrency", "most"),
+    [
+        (2, 4, 1, 2),  # one slot each under --max 4: never more than 2 RUNNING
+        (3, 3, 2, 3),  # two slots each (6 in all) under --max 3: never more than 3
+    ],
+)
+def test_managers_run_within_their_concurrency_and_the_global_max(
+    db_ctx: Flask,
+    tmp_path: Path,
+    managers_count: int,
+    max_running: int,
+    concurrency: int,
+    most: int,
+) -> None:
+    out = tmp_path / "lines.txt"
+    with managers(tmp_path) as group:
+        args = ("--concurrency", str(concurrency))
+        ids = race(
+            group, out, tasks=40, managers_count=managers_count, max_running=max_running, args=args
+        )
+        check_exactly_once(group, out, ids, max_running=most)

@@ -52,6 +52,14 @@ def test_options_come_from_the_settings_then_the_command_line(app: Flask) -> Non
     assert (options.loop, options.sleep, options.max_running) == (3, 2.0, 7)
     assert (options.queues, options.executor, options.forever) == (("mail",), "subprocess", False)
     assert options.heartbeat_timeout == app.config["TACHES_HEARTBEAT_TIMEOUT"]
+    assert (options.concurrency, options.slots) == (None, 7)
+
+
+def test_a_managers_slots_are_its_concurrency_within_the_global_max(app: Flask) -> None:
+    config = dict(app.config, TACHES_MAX=8, TACHES_CONCURRENCY=2)
+    assert ManagerOptions.from_config(config).slots == 2
+    assert ManagerOptions.from_config(config, concurrency=3).slots == 3
+    assert ManagerOptions.from_config(config, max_running=1).slots == 1
 
 
 @pytest.mark.parametrize(
@@ -61,6 +69,7 @@ def test_options_come_from_the_settings_then_the_command_line(app: Flask) -> Non
         ({"loop": 0}, "at least 1"),
         ({"max_tasks_per_child": 0}, "TACHES_MAX_TASKS_PER_CHILD must be at least 1"),
         ({"max_memory_per_child": 0}, "TACHES_MAX_MEMORY_PER_CHILD must be at least 1"),
+        ({"concurrency": 0}, "TACHES_CONCURRENCY\\) must be at least 1"),
     ],
 )
 def test_bad_options_are_refused(app: Flask, override: dict, message: str) -> None:
@@ -242,7 +251,14 @@ def test_format_stats_without_any_task() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--executor", "thread"], ["--loop", "0"], ["--max", "0"], ["--sleep", "-1"]]
+    "args",
+    [
+        ["--executor", "thread"],
+        ["--loop", "0"],
+        ["--max", "0"],
+        ["--concurrency", "0"],
+        ["--sleep", "-1"],
+    ],
 )
 def test_start_refuses_bad_options(app_ctx: Flask, args: list[str]) -> None:
     result = app_ctx.test_cli_runner().invoke(args=["taches", "start", *args])
