@@ -31,8 +31,10 @@ from flask_taches import Status, Tache  # noqa: E402
 from flask_taches.models import taches_table  # noqa: E402
 
 SAMPLE_EVERY = 0.01  # seconds between two looks at pg_locks and the RUNNING count
+# The server may serve other databases: only this one's locks are counted.
 SAMPLE = text(
-    "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted),"
+    "SELECT (SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = database"
+    "  WHERE locktype = 'advisory' AND NOT granted AND d.datname = current_database()),"
     " (SELECT count(*) FROM taches WHERE status = 'RUNNING')"
 )
 #: name: (managers, arguments of each)

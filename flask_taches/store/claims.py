@@ -1,9 +1,10 @@
 """The store's verbs for managers: claiming, recording pids, supervising, rescuing.
 
 A claim reads the RUNNING count inside the same locked transaction as the
-claim itself (the lock is each database's own: see ``_claim_transaction``),
-so all managers together never exceed ``max_running``, and a task is claimed
-by one of them only.
+claim itself (the lock is each database's own: SQLite's write lock, MariaDB's
+``GET_LOCK`` around ``_claim_transaction``, PostgreSQL's advisory lock in
+:mod:`.claim_script`), so all managers together never exceed ``max_running``,
+and a task is claimed by one of them only.
 """
 
 from __future__ import annotations
@@ -13,14 +14,23 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, exists, false, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from .. import lifecycle
 from ..clock import utcnow
 from ..models import taches_table
 from ..status import Status
 from . import statements as sql
-from .records import AttemptState, Claimed, Overdue, Rescued
+from .records import AttemptState, ClaimAsk, Claimed, Overdue, Rescued
 
 if TYPE_CHECKING:
     from .base import Store
@@ -39,15 +49,14 @@ class ClaimVerbs:
         return self  # type: ignore[return-value]
 
     def _claim_transaction(self) -> AbstractContextManager[Connection]:
-        """The transaction a claim runs in, holding the database-wide claim lock."""
+        """The transaction a claim runs in (SQLite's holds the write lock from its start)."""
         return self._store().write()
 
     # -- reading the queue ----------------------------------------------------------
 
     @staticmethod
     def _count_running(conn: Connection) -> int:
-        query = select(func.count()).select_from(taches_table).where(T.status == sql.RUNNING)
-        return int(conn.execute(query).scalar_one())
+        return int(conn.execute(select(sql.running_count())).scalar_one())
 
     def count_running(self) -> int:
         """How many tasks are RUNNING, all managers and hosts together."""
@@ -104,28 +113,26 @@ class ClaimVerbs:
         if limit <= 0 or max_running <= 0 or self._surely_nothing(max_running, queues, expect_work):
             self.record_pids(started or {}, hostname)
             return []
+        ask = ClaimAsk(limit, max_running, queues, hostname, pid)
         with self._claim_transaction() as conn:
-            if started:
-                self._record_pids_in(conn, started, hostname)
-            return self._claim_in(conn, limit, max_running, queues, hostname, pid)
+            return self._claim_with_pids(conn, ask, started or {})
 
-    def _claim_in(
-        self,
-        conn: Connection,
-        limit: int,
-        max_running: int,
-        queues: Sequence[str] | None,
-        hostname: str | None,
-        pid: int | None = None,
-    ) -> list[Claimed]:
-        wanted = min(limit, max_running - self._count_running(conn))
+    def _claim_with_pids(self, conn: Connection, ask: ClaimAsk, started: Started) -> list[Claimed]:
+        """The pids, then the claim, in the claim's transaction (PostgreSQL: one script)."""
+        if started:
+            self._record_pids_in(conn, started, ask.hostname)
+        return self._claim_in(conn, ask)
+
+    def _claim_in(self, conn: Connection, ask: ClaimAsk) -> list[Claimed]:
+        wanted = min(ask.limit, ask.max_running - self._count_running(conn))
         if wanted <= 0:
             return []
         now = utcnow()
+        claim = sql.claimed_values(now, ask.hostname, ask.pid)
         query = (
             select(taches_table)
-            .where(sql.ready(now, queues))
-            .order_by(T.priority.desc(), T.run_at, T.id)
+            .where(sql.ready(now, ask.queues))
+            .order_by(*sql.CLAIM_ORDER)
             .limit(wanted)
         )
         if self.skip_locked:
@@ -134,7 +141,6 @@ class ClaimVerbs:
         if not rows:
             return []
         ids = [row.id for row in rows]
-        claim = sql.claimed_values(now, hostname, pid)
         # Conditional on TO_RUN: under the claim lock every row matches, and a
         # mismatch would mean another writer claimed without it (refuse, roll back).
         changed = conn.execute(
@@ -144,12 +150,10 @@ class ClaimVerbs:
         ).rowcount
         if changed != len(ids):
             raise RuntimeError(f"claim of {ids} changed {changed} rows: claim lock bypassed")
-        claimed = []
-        for row in rows:
-            attempt = int(row.attempts or 0) + 1
-            values = {**row._mapping, **claim, "attempts": attempt}
-            claimed.append(Claimed(row.id, attempt, row.method, row.timeout, row.queue, values))
-        return claimed
+        return [
+            Claimed.of_row({**row._mapping, **claim, "attempts": int(row.attempts or 0) + 1})
+            for row in rows
+        ]
 
     # -- pids and beats of children that have not started ---------------------------
 

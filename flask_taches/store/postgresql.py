@@ -3,7 +3,8 @@
 * **Claims:** a transaction advisory lock serialises them (released at
   commit), so the RUNNING count each claim reads (READ COMMITTED: a fresh
   snapshot) includes the claims committed before; ``SKIP LOCKED`` passes
-  rows that others hold.
+  rows that others hold. With psycopg 3 the lock, the claim and the commit
+  go in one round trip (:mod:`.claim_script`): the lock is held server-side.
 * **Wake-up source:** ``LISTEN`` on a connection of its own; every insert,
   retry or restart NOTIFYs (delivered at commit).
 * **Inserts:** one row NOTIFYs in the INSERT itself; many rows are one
@@ -13,8 +14,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -37,13 +37,17 @@ from sqlalchemy.sql.elements import Null
 
 from ..models import UTCDateTime, taches_table
 from .base import Store
+from .claim_script import claim_in_one_trip
+from .claims import Started
 from .inserting import ID
+from .records import ClaimAsk, Claimed
 from .wakeups import WakeSource, readable
 
 #: The channel managers LISTEN on; the payload is the queue of the new task.
 CHANNEL = "taches_added"
 #: Key of the transaction advisory lock that serialises claims ("taches" + 1).
 CLAIM_LOCK_KEY = 0x7461636865730001
+CLAIM_LOCK = f"SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
 
 # The wake-up rides on the INSERT (an uncorrelated subquery runs once per
 # statement) instead of costing its own round trip.
@@ -56,17 +60,21 @@ class PostgresStore(Store):
     """PostgreSQL's store (see the module's docstring)."""
 
     skip_locked = True
+    claims_in_one_statement = True
 
     def socket_fd(self, dbapi_connection: Any) -> int | None:
         """psycopg 3 says where its socket is (:mod:`.forking`)."""
         driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
         return None if driver.closed else int(driver.fileno())
 
-    @contextmanager
-    def _claim_transaction(self) -> Iterator[Connection]:
-        with self.write() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
-            yield conn
+    def _claim_with_pids(self, conn: Connection, ask: ClaimAsk, started: Started) -> list[Claimed]:
+        """The pids, then the lock and the claim in one round trip (:mod:`.claim_script`)."""
+        if started:
+            self._record_pids_in(conn, started, ask.hostname)
+        if conn.dialect.driver == "psycopg":
+            return claim_in_one_trip(conn, ask, CLAIM_LOCK)
+        conn.execute(text(CLAIM_LOCK))  # another driver: the same claim, a statement at a time
+        return self._claim_in(conn, ask)
 
     def wake_source(
         self, *, queues: Sequence[str] | None = None, max_running: int | None = None

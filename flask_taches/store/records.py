@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..status import Status
+
+
+@dataclass(frozen=True)
+class ClaimAsk:
+    """One claim: up to ``limit`` tasks of ``queues`` for a manager on ``hostname``,
+    while all managers together run at most ``max_running``."""
+
+    limit: int
+    max_running: int
+    queues: Sequence[str] | None
+    hostname: str | None
+    #: The claiming process runs the task itself (a pool child taking its next).
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,15 @@ class Claimed:
     #: The whole row as claimed (RUNNING, this attempt): a forked child runs
     #: from it without reading the row again.
     row: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of_row(cls, row: Mapping[Any, Any]) -> Claimed:
+        """From the whole row as the claim left it."""
+        values = dict(row)
+        attempt = int(values["attempts"])
+        return cls(
+            values["id"], attempt, values["method"], values["timeout"], values["queue"], values
+        )
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, cast, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    ScalarSelect,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
 
 from ..models import UTCDateTime, taches_table
 from ..status import Status
@@ -31,7 +41,11 @@ def fenced(tache_id: Any, attempt: Any) -> ColumnElement[bool]:
     return (T.id == tache_id) & (T.attempts == attempt) & (T.status == RUNNING)
 
 
-def claimed_values(now: datetime, hostname: str | None, pid: int | None = None) -> dict[str, Any]:
+def claimed_values(
+    now: datetime | ColumnElement[Any],
+    hostname: str | ColumnElement[Any] | None,
+    pid: int | ColumnElement[Any] | None = None,
+) -> dict[str, Any]:
     """The columns a claim sets (``attempts`` is the caller's: +1 in SQL or known).
 
     ``pid``: the claiming process runs the task itself (a pool child taking its next).
@@ -62,7 +76,9 @@ def update_row(conn: Connection, tache_id: int, **values: Any) -> int:
     return conn.execute(update(taches_table).where(T.id == tache_id).values(**values)).rowcount
 
 
-def ready(now: datetime | None, queues: Sequence[str] | None) -> ColumnElement[bool]:
+def ready(
+    now: datetime | ColumnElement[Any] | None, queues: Sequence[str] | None
+) -> ColumnElement[bool]:
     """TO_RUN and due (``run_at`` passed; any run_at if ``now`` is None), in ``queues``."""
     clause = T.status == TO_RUN
     if now is not None:
@@ -70,6 +86,23 @@ def ready(now: datetime | None, queues: Sequence[str] | None) -> ColumnElement[b
     if queues:
         clause &= T.queue.in_(list(queues))
     return clause
+
+
+#: The order tasks are claimed in (the order of ``ix_taches_ready``).
+CLAIM_ORDER = (T.priority.desc(), T.run_at, T.id)
+
+
+def claim_order_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """:data:`CLAIM_ORDER` in Python, for rows that came back unordered (a NULL
+    ``run_at`` sorts last, as the databases sort it)."""
+    return (-row["priority"], row["run_at"] is None, row["run_at"] or 0, row["id"])
+
+
+def running_count() -> ScalarSelect[int]:
+    """How many tasks are RUNNING, as a subquery."""
+    return (
+        select(func.count()).select_from(taches_table).where(T.status == RUNNING).scalar_subquery()
+    )
 
 
 def same_text(column: Any, value: str) -> ColumnElement[bool]:

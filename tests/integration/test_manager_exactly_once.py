@@ -32,7 +32,13 @@ DRAIN_DEADLINE = 180.0  # seconds for the whole run
 
 
 def race(
-    group: Managers, out: Path, *, tasks: int, managers_count: int, max_running: int, args: tuple
+    group: Managers,
+    out: Path,
+    *,
+    tasks: int,
+    managers_count: int,
+    max_running: int,
+    args: tuple,
 ) -> list[int]:
     """Add the tasks, start the managers, release the tasks; the ids added."""
     later = utcnow() + timedelta(hours=1)
@@ -51,8 +57,11 @@ def race(
         BOOT_DEADLINE,
         group.output,
     )
-    with taches.store().write() as conn:
+    store = taches.store()
+    with store.write() as conn:
         conn.execute(update(taches_table).where(taches_table.c.id.in_(ids)).values(run_at=utcnow()))
+        # As add() would: every PostgreSQL manager wakes at once, none waits for its idle poll.
+        store.notify_added(conn, "default")
     wait_for(
         f"all {tasks} tasks COMPLETED",
         lambda: sum(r["status"] == Status.COMPLETED for r in rows().values()) == tasks,

@@ -8,12 +8,15 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.pool import NullPool
 
 from flask_taches import InvalidTransition, Status, TacheNotFound
 from flask_taches.clock import utcnow
 from flask_taches.models import taches_table
+from flask_taches.store.postgresql import CLAIM_LOCK_KEY
 from tests.app import db, taches
+from tests.polling import wait_for
 from tests.store.helpers import HOST, NOOP, add, row, set_columns, store
 
 
@@ -261,3 +264,60 @@ def test_mysql_claims_hold_a_server_wide_lock_whose_name_mysql_8_accepts(db_ctx:
         assert claimed.id == tache_id
         assert holders and holders[0] is not None, "another manager's claim would not wait"
         assert other.execute(text(f"SELECT IS_USED_LOCK({name})")).scalar() is None
+
+
+#: This database's advisory locks (the server is shared with other databases).
+ADVISORY = (
+    "SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = database"
+    " WHERE locktype = 'advisory' AND d.datname = current_database() AND granted = :granted"
+)
+
+
+@pytest.mark.dialects("postgresql")
+def test_a_claim_counts_what_the_lock_holder_claimed(db_ctx: Flask) -> None:
+    """The RUNNING count is read once the lock is granted: a count read before it
+    would miss the holder's claim and go over the max."""
+    first, *_ = add(3)
+    the_store = store()
+    engine = the_store.engine
+    # Its own engine: another manager, holding the claim lock mid-claim.
+    holder = create_engine(engine.url, poolclass=NullPool)
+    got: list[int] = []
+    with holder.connect() as other, holder.connect() as lookout:
+        other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+        other.execute(
+            taches_table.update().where(taches_table.c.id == first).values(status="RUNNING")
+        )
+        claiming = threading.Thread(
+            target=lambda: got.extend(
+                c.id for c in the_store.claim_batch(5, max_running=2, hostname=HOST)
+            )
+        )
+        claiming.start()
+
+        def waiting() -> bool:
+            found = lookout.execute(text(ADVISORY), {"granted": False}).scalar()
+            lookout.rollback()
+            return bool(found)
+
+        wait_for(waiting, "the claim waiting for the lock", 30)
+        other.commit()
+        claiming.join(30)
+    holder.dispose()
+    assert len(got) == 1 and first not in got, "the max of 2 leaves one slot to this claim"
+
+
+def test_a_claim_keeps_host_and_queue_names_as_written(db_ctx: Flask) -> None:
+    """PostgreSQL's claim renders them into its script: quotes and all stay text."""
+    host, queue = "web-1'; DROP TABLE taches; --\\%s", "it's 100%"
+    first, second = add(2, queue=queue)
+    (claimed,) = store().claim_batch(1, max_running=5, queues=[queue], hostname=host)
+    assert claimed.id == first and claimed.row is not None and claimed.row["hostname"] == host
+    started = {first: (1, 4242)}
+    (again,) = store().claim_batch(1, max_running=5, queues=[queue], hostname=host, started=started)
+    assert again.id == second
+    assert (row(first)["pid"], row(first)["hostname"], row(second)["hostname"]) == (
+        4242,
+        host,
+        host,
+    )
