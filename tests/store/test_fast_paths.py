@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from sqlalchemy import inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_taches import Status
 from flask_taches.store import fast
@@ -29,3 +31,19 @@ def test_after_the_warm_up_no_completion_is_compiled_again(
     )
     assert ended is Status.COMPLETED
     assert row(claimed.id)["status"] == Status.COMPLETED
+
+
+def test_the_warm_up_configures_the_mappers_each_child_would(db_ctx: Flask) -> None:
+    """A child makes its row a Tache: the ORM must not configure its mappers there."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Note(Base):  # a model of the app's, mapped after the last configuration
+        __tablename__ = "warm_up_notes"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    mapper = inspect(Note)
+    assert not mapper.configured
+    store().warm_up()
+    assert mapper.configured
