@@ -168,6 +168,20 @@ class FastCompletion:
         finally:
             raw.close()
 
+    def warm(self, dbapi_connection: Any) -> None:
+        """Run the end once on no row (then roll back), so a new backend has loaded the table."""
+        prepared = self._statement(False)
+        params = prepared.parameters(
+            {"b_id": 0, "b_attempt": 0, "b_ended_at": None, "b_result": None, "b_logs": None}
+        )
+        cursor = dbapi_connection.cursor()
+        try:
+            self.store.raw_begin(cursor)
+            cursor.execute(prepared.sql, params)
+        finally:
+            cursor.close()
+            dbapi_connection.rollback()
+
 
 def warm_up(store: Store) -> None:
     """Run each statement of a task's process once, on a row that does not exist.

@@ -44,6 +44,9 @@ class OpenedConnections:
         # Also the connections opened before the store existed, once they are used.
         self._connections.add(dbapi_connection)
 
+    def forget(self, dbapi_connection: Any) -> None:
+        self._connections.discard(dbapi_connection)
+
     def __iter__(self) -> Any:
         return iter(list(self._connections))
 
@@ -75,8 +78,19 @@ class ForkVerbs:
 
     def _track_connections(self) -> None:
         # Only a database whose connections are sockets has any to keep from a child.
-        if type(self).socket_fd is not ForkVerbs.socket_fd:
+        if self.has_sockets:
             self._opened = OpenedConnections(self.engine)
+
+    @property
+    def has_sockets(self) -> bool:
+        """Its connections are sockets (PostgreSQL, MariaDB), not files (SQLite)."""
+        return type(self).socket_fd is not ForkVerbs.socket_fd
+
+    def forget_opened(self, dbapi_connection: Any) -> None:
+        """In the manager: a connection it gives a child, whose socket the child keeps."""
+        opened = getattr(self, "_opened", None)
+        if opened is not None:
+            opened.forget(dbapi_connection)
 
     def socket_fd(self, dbapi_connection: Any) -> int | None:
         """The descriptor of a DBAPI connection's socket; None: it has none (SQLite)."""
