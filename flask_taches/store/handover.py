@@ -26,6 +26,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from .forking import point_at_devnull
 
@@ -46,7 +47,12 @@ class Handover:
 
     def open(self) -> Any | None:
         """In the manager (any thread): a warm connection for the next child; None on error."""
-        errors = self.store.engine.dialect.loaded_dbapi.Error
+        # The engine wraps the driver's errors; a driver may let an OSError through.
+        errors: tuple[type[BaseException], ...] = (
+            DBAPIError,
+            self.store.engine.dialect.loaded_dbapi.Error,
+            OSError,
+        )
         try:
             fairy = self.store.engine.raw_connection()
         except errors as exc:  # the child will connect itself, and report the outage
@@ -59,8 +65,7 @@ class Handover:
             self.store.fast_completion.warm(connection)
         except errors as exc:
             logger.debug("the next task's connection failed: %s", exc)
-            with suppress(errors):
-                connection.close()
+            self.close(connection)
             return None
         return connection
 
@@ -78,7 +83,7 @@ class Handover:
 
     def close(self, connection: Any) -> None:
         """In the manager: a connection no child took (its goodbye reaches the server)."""
-        with suppress(self.store.engine.dialect.loaded_dbapi.Error):
+        with suppress(self.store.engine.dialect.loaded_dbapi.Error, OSError):
             connection.close()
 
     def _fd(self, connection: Any) -> int | None:

@@ -9,12 +9,14 @@ leave that lock held for ever in the child.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
 
 from ...store import Store
 from ...store.handover import Handover
+from ..stops import HANDLED
 
 #: Seconds a connection may wait for its child: an older one may have been
 #: dropped by the server meanwhile (a restart, an idle timeout), so it is closed.
@@ -68,5 +70,7 @@ class NextConnection:
 
     def _open(self) -> None:
         assert self.handover is not None
+        # The manager's signals are its main thread's: none interrupts the connect here.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         self._connection = self.handover.open()
         self._opened_at = time.monotonic()
