@@ -48,11 +48,7 @@ class Handover:
     def open(self) -> Any | None:
         """In the manager (any thread): a warm connection for the next child; None on error."""
         # The engine wraps the driver's errors; a driver may let an OSError through.
-        errors: tuple[type[BaseException], ...] = (
-            DBAPIError,
-            self.store.engine.dialect.loaded_dbapi.Error,
-            OSError,
-        )
+        errors: tuple[type[BaseException], ...] = (DBAPIError, *self._driver_errors())
         try:
             fairy = self.store.engine.raw_connection()
         except errors as exc:  # the child will connect itself, and report the outage
@@ -78,18 +74,21 @@ class Handover:
         fd = self._fd(connection)
         if fd is not None:
             point_at_devnull([fd])
-        with suppress(Exception):  # whatever the driver says, it says it to /dev/null
+        with suppress(*self._driver_errors()):  # what it says goes to /dev/null anyway
             connection.close()
 
     def close(self, connection: Any) -> None:
         """In the manager: a connection no child took (its goodbye reaches the server)."""
-        with suppress(self.store.engine.dialect.loaded_dbapi.Error, OSError):
+        with suppress(*self._driver_errors()):
             connection.close()
 
     def _fd(self, connection: Any) -> int | None:
-        with suppress(Exception):  # a broken connection may have no socket left
+        with suppress(*self._driver_errors()):  # a broken connection may have no socket left
             return self.store.socket_fd(connection)
         return None
+
+    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+        return (self.store.engine.dialect.loaded_dbapi.Error, OSError)
 
     def _adopted_or_none(self, dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
         # None (always in the manager): the engine connects as it would have.

@@ -2,11 +2,12 @@
 
 The child forgets the database connections it inherited (the store knows
 how, for its database) but the one its manager opened for it ahead of need
-(:mod:`.next_connection`: PostgreSQL, MariaDB), becomes the leader of a session of its own (so a
-signal meant for the manager's terminal or process group never reaches it,
-and the manager can stop the task together with whatever it spawned), runs
-the task with :func:`flask_taches.runner.run_claimed`, posts the end it
-recorded on the :class:`~.end_hints.EndHintBoard` and leaves with ``os._exit``.
+(:mod:`.next_connection`: PostgreSQL, MariaDB), becomes the leader of a
+session of its own (so a signal meant for the manager's terminal or process
+group never reaches it, and the manager can stop the task together with
+whatever it spawned), runs the task with
+:func:`flask_taches.runner.run_claimed`, posts the end it recorded on the
+:class:`~.end_hints.EndHintBoard` and leaves with ``os._exit``.
 """
 
 from __future__ import annotations
