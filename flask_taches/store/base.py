@@ -46,6 +46,10 @@ class Store(ForkVerbs, ClaimVerbs, ChainVerbs, SlotVerbs, ReportVerbs, RestartVe
 
     #: Whether the claim's SELECT takes row locks with ``FOR UPDATE SKIP LOCKED``.
     skip_locked = False
+    #: Whether many processes claiming one task each cost no more than one claiming
+    #: for them all: the claim lock is held for no round trip to a server (SQLite),
+    #: so a pool child may claim its next task itself.
+    cheap_single_claims = False
     #: ``same_text(column, value)``: exact equality of text (see :func:`.statements.same_text`).
     same_text = staticmethod(sql.same_text)
     #: ``minutes_since(column, start)``: whole minutes in SQL (:func:`.statements.minutes_since`).

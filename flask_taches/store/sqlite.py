@@ -54,6 +54,8 @@ _INSERT_MANY: Insert = insert(taches_table).returning(sql.T.id)
 class SQLiteStore(Store):
     """SQLite's store (see the module's docstring)."""
 
+    cheap_single_claims = True  # the write lock is taken and released by local calls
+
     def __init__(self, engine: Engine, retry_base: float = 10.0) -> None:
         super().__init__(own_engine(engine), retry_base)
         self.app_engine = engine

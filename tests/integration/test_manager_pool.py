@@ -163,6 +163,7 @@ def test_kill_9_of_the_manager_lets_each_child_finish_its_task_then_leave(
     wait_for("every child gone", lambda: all(gone(pid) for pid in children), DEADLINE)
 
 
+@pytest.mark.dialects("sqlite")  # elsewhere its manager claims for it (cheap_single_claims)
 def test_a_child_claims_its_next_task_itself_and_its_manager_supervises_it(
     pool: Managers, tmp_path: Path
 ) -> None:

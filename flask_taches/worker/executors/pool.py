@@ -127,7 +127,8 @@ class PoolExecutor(ForkingExecutor):
     ``after_fork`` runs first in each child, as in the fork executor's;
     ``wake_fd`` is the manager's wake-up socket, which a child writes to once
     it has posted a result; with ``claim_rules`` (the manager's) a child
-    whose task has ended claims its next one itself (:mod:`.pool_claims`).
+    whose task has ended claims its next one itself (:mod:`.pool_claims`)
+    where the store's claims are cheap to run one by one (SQLite).
     """
 
     name = "pool"
@@ -145,7 +146,11 @@ class PoolExecutor(ForkingExecutor):
         super().__init__(app, verbosity=verbosity, after_fork=after_fork)
         self.wake_fd = wake_fd
         self.limits = limits or ChildLimits()
-        self.next_tasks = NextTasks(claim_rules) if claim_rules is not None else None
+        # Where claims are costly to serialise (a server's lock held across round
+        # trips: PostgreSQL, MariaDB), the children would queue on the claim lock,
+        # and the manager's batched claim serves them better.
+        cheap = self.store.cheap_single_claims
+        self.next_tasks = NextTasks(claim_rules) if claim_rules and cheap else None
         self._idle: list[PoolProcess] = []
         self._busy: dict[int, PoolProcess] = {}
         self._leaving: list[PoolProcess] = []
