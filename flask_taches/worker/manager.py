@@ -78,13 +78,14 @@ class Manager:
         self.store: Store = state.store
         self.hostname = hostname or socket.gethostname()
         self.children = Children(self.store, options)
-        self.outages = Outages(self.store, lambda: len(self.children))
         self.wakeups = Wakeups(
             self.store,
             queues=options.queues or None,
             max_running=options.max_running,
             poll=options.poll,
         )
+        # The listener's connection predates the outage: listen anew once it is over.
+        self.outages = Outages(self.store, lambda: len(self.children), self.wakeups.listen)
         self.preloader = Preloader(self.store, state.allowed_modules)
         self.scheduler = Scheduler(self.store, state.schedules() if options.schedules else [])
         self.pids = PendingPids()

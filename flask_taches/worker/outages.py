@@ -81,10 +81,17 @@ def is_connection_error(exc: BaseException, store: Store) -> bool:
 class Outages:
     """One manager's view of its database's reachability (see the module's docstring)."""
 
-    def __init__(self, store: Store, running: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        running: Callable[[], int] = lambda: 0,
+        back: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``running``: how many tasks go on; ``back``: called when an outage is over."""
         self.store = store
         self.errors = database_errors(store)
         self._running = running
+        self._back = back
         self._since: float | None = None
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
@@ -142,6 +149,7 @@ class Outages:
             extra={"action": "outage_over", "tache_id": None},
         )
         self._since = None
+        self._back()
 
     def survive(self, loop: Callable[[], None], pause: Callable[[float], None]) -> None:
         """Run ``loop``; when a connection error escapes it, wait and run it again."""
