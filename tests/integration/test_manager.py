@@ -184,10 +184,13 @@ def test_a_running_task_is_cancelled_from_another_process(group: Managers) -> No
 
 def test_a_scheduled_task_does_not_start_early(group: Managers, tmp_path: Path) -> None:
     out = str(tmp_path / "out.txt")
-    run_at = utcnow() + timedelta(seconds=1.5)
-    later = add("record", parametres={"path": out}, run_at=run_at)
     now = add("record", parametres={"path": out})
     group.start("--forever", "-v")
+    # Added once the manager is up and claiming: on a loaded machine its start
+    # alone can take longer than the delay.
+    wait_for("the ready task COMPLETED", lambda: status_is(now, Status.COMPLETED), DEADLINE)
+    run_at = utcnow() + timedelta(seconds=1.5)
+    later = add("record", parametres={"path": out}, run_at=run_at)
     wait_for(
         "the scheduled task COMPLETED",
         lambda: status_is(later, Status.COMPLETED),
