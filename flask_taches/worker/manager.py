@@ -267,10 +267,12 @@ class Manager:
         """Reap and settle the children that exited; how many exited."""
         exited = self.children.reap()
         self.pids.forget(supervised.claimed.id for supervised in exited)
-        for child in self.executor.self_started():
+        started = self.executor.self_started()
+        for child in started:
             self._claimed(child.claimed, f" by process {child.pid} after its last task")
             self._supervise(child)
-        return len(exited) + self.previous.reap()
+        # Such a child may have posted that task's end too, its wake-up spent: read on.
+        return len(exited) + (self._reap() if started else self.previous.reap())
 
     def _rescue(self) -> None:
         mine = self.children.pids()
@@ -313,10 +315,8 @@ class Manager:
 
     def _claimed(self, task: Claimed, how: str = "") -> None:
         self.claimed_count += 1
-        args, extra = (
-            (task.id, task.attempt, how, task.method),
-            {"action": "claim", "tache_id": task.id},
-        )
+        args = (task.id, task.attempt, how, task.method)
+        extra = {"action": "claim", "tache_id": task.id}
         logger.info("claimed task %s (attempt %s)%s: %s", *args, extra=extra)
 
     def _flush_pids(self, now: float) -> None:
@@ -387,7 +387,7 @@ class Manager:
         return asked and self.pids.due is None and not self.children.unsettled
 
     def _on_child(self, signum: int, frame: FrameType | None) -> None:
-        """Nothing to do: the write to the wake-up socket already woke the loop."""
+        """Nothing: the wake-up socket already woke the loop."""
 
     def _in_child(self) -> None:
         """First thing in a forked child: nothing of the manager's signal plumbing."""
