@@ -267,8 +267,7 @@ class Manager:
         """Reap and settle the children that exited; how many exited."""
         exited = self.children.reap()
         self.pids.forget(supervised.claimed.id for supervised in exited)
-        started = self.executor.self_started()
-        for child in started:
+        for child in (started := self.executor.self_started()):
             self._claimed(child.claimed, f" by process {child.pid} after its last task")
             self._supervise(child)
         # Such a child may have posted that task's end too, its wake-up spent: read on.
