@@ -64,8 +64,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Most tasks one manager runs at once, within TACHES_MAX; default: TACHES_MAX.",
         optional=True,
     ),
-    #: How often an idle manager looks for new work when no NOTIFY wakes it.
-    Setting("TACHES_POLL", "float", 0.2, "Seconds between polls of an idle manager."),
+    #: How often a MySQL/MariaDB manager looks for new work (one read: no NOTIFY
+    #: there), and how often a manager polls when nothing wakes it.
+    Setting(
+        "TACHES_POLL",
+        "float",
+        0.2,
+        "Seconds between MySQL's looks for work, and between polls where nothing wakes a manager.",
+    ),
     #: Where the database wakes an idle manager itself, the poll only finds what no
     #: commit announces (a global slot freed on another host); a run_at coming due
     #: is waited for exactly.
@@ -73,8 +79,8 @@ SETTINGS: tuple[Setting, ...] = (
         "TACHES_IDLE_POLL",
         "float",
         5.0,
-        "Seconds between polls of an idle manager that SQLite's file watch or "
-        "PostgreSQL's LISTEN wakes.",
+        "Seconds between polls of an idle manager its database wakes (file watch, "
+        "LISTEN, MySQL's looks).",
     ),
     #: How the manager isolates a task: ``fork``, ``pool`` or ``subprocess``.
     Setting("TACHES_EXECUTOR", "str", _DEFAULT_EXECUTOR, "`fork`, `pool` or `subprocess`."),

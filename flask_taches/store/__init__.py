@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from .base import Store
 from .records import AttemptState, Beat, Claimed, Overdue, Rescued
-from .wakeups import WakeSource
+from .wakeups import WaitingFor, WakeSource
 
 __all__ = [
     "AttemptState",
@@ -22,6 +22,7 @@ __all__ = [
     "Overdue",
     "Rescued",
     "Store",
+    "WaitingFor",
     "WakeSource",
     "for_engine",
 ]

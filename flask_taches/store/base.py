@@ -36,7 +36,7 @@ from .records import Asked, Beat
 from .reports import ReportVerbs
 from .restarts import RestartVerbs
 from .slots import SlotVerbs
-from .wakeups import WakeSource
+from .wakeups import WaitingFor, WakeSource
 
 T = sql.T
 
@@ -84,10 +84,8 @@ class Store(ForkVerbs, ClaimVerbs, ChainVerbs, SlotVerbs, ReportVerbs, RestartVe
         with self.read() as conn:
             return sql.read_row(conn, tache_id)
 
-    def wake_source(
-        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
-    ) -> WakeSource:
-        """What an idle manager waits on for new work (here: the poll timer only)."""
+    def wake_source(self, wanted: WaitingFor) -> WakeSource:
+        """What an idle manager waits on for ``wanted`` work (here: the poll timer only)."""
         return WakeSource()
 
     def raw_connection(self) -> Any:

@@ -1,10 +1,12 @@
-"""MySQL 8 / MariaDB 10.6+: row locks and ``SKIP LOCKED`` claims; managers poll.
+"""MySQL 8 / MariaDB 10.6+: row locks and ``SKIP LOCKED`` claims; managers look for work.
 
 * **Claims:** ``GET_LOCK`` (named after the database: the lock is
   server-wide) serialises them; it is taken before the transaction so that
   its first read, the RUNNING count, sees every claim committed before.
   READ COMMITTED: no gap locks that would make ``add()`` wait on a claim.
-* **Wake-up source:** none (the poll timer).
+* **Wake-up source:** none in the server (no ``LISTEN``), so the manager
+  looks: one cheap read every ``TACHES_POLL`` seconds on a connection of its
+  own (:mod:`.looks`), instead of a whole claim (lock, transaction, release).
 * **Inserts:** the portable forms (no ordered RETURNING for many rows).
 * **Exact text:** the default collations fold case, accents and trailing
   spaces (``'bob' = 'BOB '``): :meth:`MySQLStore.same_text` compares bytes.
@@ -22,6 +24,8 @@ from sqlalchemy.dialects.mysql import BINARY
 
 from ..models import UTCDateTime
 from .base import Store
+from .looks import Looks
+from .wakeups import WaitingFor, WakeSource
 
 CLAIM_LOCK_WAIT = 10  # seconds a claim waits for GET_LOCK
 #: Hashed: MySQL 8 refuses lock names over 64 characters, database names go to 64.
@@ -51,6 +55,10 @@ class MySQLStore(Store):
             return None if sock is None else int(sock.fileno())
         fileno = getattr(dbapi_connection, "fileno", None)
         return int(fileno()) if callable(fileno) else None
+
+    def wake_source(self, wanted: WaitingFor) -> WakeSource:
+        """A look for claimable work every ``wanted.poll`` seconds (see :mod:`.looks`)."""
+        return Looks(self, wanted)
 
     @contextmanager
     def _claim_transaction(self) -> Iterator[Connection]:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -41,7 +40,7 @@ from .claim_script import claim_in_one_trip
 from .claims import Started
 from .inserting import ID
 from .records import ClaimAsk, Claimed
-from .wakeups import WakeSource, readable
+from .wakeups import WaitingFor, WakeSource, readable
 
 #: The channel managers LISTEN on; the payload is the queue of the new task.
 CHANNEL = "taches_added"
@@ -76,9 +75,7 @@ class PostgresStore(Store):
         conn.execute(text(CLAIM_LOCK))  # another driver: the same claim, a statement at a time
         return self._claim_in(conn, ask)
 
-    def wake_source(
-        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
-    ) -> WakeSource:
+    def wake_source(self, wanted: WaitingFor) -> WakeSource:
         """``LISTEN`` on a connection of its own (psycopg 3); other drivers poll."""
         fairy = self.engine.raw_connection()
         driver = fairy.driver_connection

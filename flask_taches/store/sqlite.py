@@ -41,7 +41,7 @@ from . import statements as sql
 from .base import Store
 from .fast import forget_pool_after_fork
 from .file_watch import FileWatch
-from .wakeups import WakeSource
+from .wakeups import WaitingFor, WakeSource
 
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
 
@@ -146,9 +146,7 @@ class SQLiteStore(Store):
         with self.read() as conn:
             return not self._claimable(conn, max_running, queues)
 
-    def wake_source(
-        self, *, queues: Sequence[str] | None = None, max_running: int | None = None
-    ) -> WakeSource:
+    def wake_source(self, wanted: WaitingFor) -> WakeSource:
         """Watches the database's files for commits by others."""
         path = self.engine.url.database
         if not path or path == ":memory:":
@@ -156,7 +154,7 @@ class SQLiteStore(Store):
 
         def claimable(within: float) -> bool:
             with self.read() as conn:
-                return self._claimable(conn, max_running, queues, within)
+                return self._claimable(conn, wanted.max_running, wanted.queues, within)
 
         return FileWatch(os.path.abspath(path), claimable)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 def readable(fds: Sequence[int | None], timeout: float) -> list[int]:
@@ -21,6 +22,17 @@ def readable(fds: Sequence[int | None], timeout: float) -> list[int]:
         return []
     ready, _, _ = select.select(wanted, [], [], max(0.0, timeout))
     return ready
+
+
+@dataclass(frozen=True)
+class WaitingFor:
+    """What an idle manager waits for: a task of ``queues`` (None: any) and a slot free."""
+
+    queues: Sequence[str] | None = None
+    #: RUNNING tasks of all managers at which no slot is free (None: no limit).
+    max_running: int | None = None
+    #: TACHES_POLL: how often a source that has to look for work (MySQL) looks.
+    poll: float = 0.2
 
 
 class WakeSource:

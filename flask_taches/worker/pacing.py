@@ -1,15 +1,17 @@
 """How long an idle manager waits before it polls the database again.
 
 Where the database wakes the manager at every commit that makes work ready
-(SQLite's file watch, PostgreSQL's LISTEN: :attr:`WakeSource.trusted`), a poll
-only finds what no commit announces: a task whose ``run_at`` comes due, and a
-slot under the global ``TACHES_MAX`` freed on another host. The first is
-waited for exactly (the earliest ``run_at`` is read after an empty claim); for
-the second the manager polls every ``TACHES_IDLE_POLL`` seconds. Elsewhere
-(MySQL, MariaDB) it polls every ``TACHES_POLL`` seconds, as before.
+(SQLite's file watch, PostgreSQL's LISTEN, MySQL's looks every ``TACHES_POLL``:
+:attr:`WakeSource.trusted`), a poll only finds what no commit announces: a
+task whose ``run_at`` comes due, and a slot under the global ``TACHES_MAX``
+freed on another host. The first is waited for exactly (the earliest
+``run_at`` is read after an empty claim); for the second the manager polls
+every ``TACHES_IDLE_POLL`` seconds. A source that is not trusted (a listener
+that broke and is not back yet) leaves the manager polling every
+``TACHES_POLL`` seconds.
 
-An idle manager on SQLite or PostgreSQL thus wakes a few times a minute
-instead of five times a second (``bench/idle.py`` measures it).
+An idle manager thus claims a few times a minute instead of five times a
+second (``bench/idle.py`` measures what it costs).
 """
 
 from __future__ import annotations

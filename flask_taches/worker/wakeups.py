@@ -1,7 +1,7 @@
 """What an idle manager sleeps on, so that new work, a child's exit or a stop wakes it.
 
 Two sources: the store's :class:`WakeSource` (NOTIFY on PostgreSQL, a watch
-on the files on SQLite, nothing but the poll timer otherwise) and a socket
+on the files on SQLite, a cheap look every ``TACHES_POLL`` on MySQL/MariaDB) and a socket
 the manager's signal handlers write to (``signal.set_wakeup_fd``), which
 :meth:`Manager.request_stop` writes to as well.
 """
@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Sequence
 
-from ..store import Store, WakeSource
+from ..store import Store, WaitingFor, WakeSource
 from .log import logger
 
 RELISTEN_DELAY = 10.0  # seconds before listening again after the listener broke
@@ -45,9 +45,8 @@ class Wakeups:
         """(Re)build the store's listener; without one, the poll timer still works."""
         self.stop_listening()
         try:
-            self._listener = self.store.wake_source(
-                queues=self.queues, max_running=self.max_running
-            )
+            wanted = WaitingFor(self.queues, self.max_running, self.poll)
+            self._listener = self.store.wake_source(wanted)
         except Exception as exc:  # any driver error: polling still finds the work
             logger.error(
                 "cannot listen for new tasks (polling every %g s): %s",
@@ -60,6 +59,11 @@ class Wakeups:
     def stop_listening(self) -> None:
         self._listener.close()
         self._listener = WakeSource()
+
+    @property
+    def source(self) -> WakeSource:
+        """The store's listener now (a plain poll timer while it is broken)."""
+        return self._listener
 
     @property
     def trusted(self) -> bool:

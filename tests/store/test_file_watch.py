@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_taches.store import file_events
+from flask_taches.store import WaitingFor, file_events
 from flask_taches.store.file_watch import FileWatch
 from tests.store.helpers import HOST, add, store
 
@@ -65,7 +65,7 @@ def watch(
     if request.param == "timer":
         monkeypatch.setattr(file_events, "watch", lambda folder, names: None)
     with app.app_context():
-        source = store().wake_source(max_running=ADDS + 1)
+        source = store().wake_source(WaitingFor(max_running=ADDS + 1))
         assert isinstance(source, FileWatch)
         if request.param == "inotify" and not source.uses_inotify:
             pytest.skip("no inotify here")
