@@ -1,10 +1,14 @@
 """What an idle manager costs: its CPU time over some seconds, on each database.
 
-    .venv/bin/python bench/idle.py [--seconds 30] [--no-postgres] [--no-mysql]
+    .venv/bin/python bench/idle.py [--seconds 30] [--pickups 30] [--no-postgres] [--no-mysql]
 
 A real ``flask taches start --forever`` with its default settings and nothing
 to do: after it settled, its CPU time (user + system, from /proc) over
 ``--seconds`` is printed as a share of one core. Target: under 0.2 %.
+
+What idling must not cost is pickup latency: with ``--pickups N``, N tasks are
+added one at a time to an idle manager, and the time from add() returning to
+the row's RUNNING is printed (median and 95th percentile).
 """
 
 from __future__ import annotations
@@ -64,6 +68,24 @@ def idle_share(url: str, seconds: float) -> float:
         return used / (time.monotonic() - started)
 
 
+def pickup_ms(url: str, samples: int) -> tuple[float, float]:
+    """Median and 95th percentile of add() -> RUNNING, in milliseconds, with an idle manager."""
+    app = single.make_app(url)
+    latencies = single.pickups(app, url, samples, max_running=8)
+    with app.app_context():
+        single.bench_app.db.engine.dispose()
+    return single.percentile(latencies, 0.5), single.percentile(latencies, 0.95)
+
+
+def measure(url: str, args: argparse.Namespace) -> str:
+    share = idle_share(url, args.seconds)
+    line = f"{share * 100:6.3f} % of a core   (target < 0.2 %)"
+    if args.pickups:
+        p50, p95 = pickup_ms(url, args.pickups)
+        line += f"   pickup p50 {p50:6.1f} ms, p95 {p95:6.1f} ms"
+    return line
+
+
 def _wait_booted(pid: int) -> None:
     """Wait until the manager's boot is over (on a loaded machine it takes seconds)."""
     deadline = time.monotonic() + SETTLE
@@ -80,6 +102,7 @@ def _wait_booted(pid: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--pickups", type=int, default=0, help="add() -> RUNNING samples")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-mysql", action="store_true")
     args = parser.parse_args()
@@ -92,11 +115,11 @@ def main() -> None:
     for label, make in databases:
         if make is None:
             with tempfile.TemporaryDirectory(prefix="taches-idle-") as folder:
-                share = idle_share(f"sqlite:///{folder}/idle.sqlite", args.seconds)
+                line = measure(f"sqlite:///{folder}/idle.sqlite", args)
         else:
             with make() as url:  # type: ignore[operator]
-                share = idle_share(url, args.seconds)
-        print(f"{label:<12} {share * 100:6.3f} % of a core   (target < 0.2 %)", flush=True)
+                line = measure(url, args)
+        print(f"{label:<12} {line}", flush=True)
     print(f"load average after: {single.load()}")
 
 
