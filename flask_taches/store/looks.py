@@ -52,11 +52,9 @@ class Looks(WakeSource):
         self._running = Prepared(_running_query(), dialect)
         self._max_running = wanted.max_running
         self._every = max(MIN_EVERY, wanted.poll)
-        # Taken from the engine: its socket is one a forked child never keeps (forking.py).
-        self._fairy = store.engine.raw_connection()
-        driver: Any = self._fairy.dbapi_connection
-        driver.autocommit(True)
-        self._cursor = driver.cursor()
+        self._engine = store.engine
+        self._errors = dialect.loaded_dbapi.Error
+        self._connect()
         #: Monotonic time of the next look (the manager has just claimed: not before a poll).
         self._next = time.monotonic() + self._every
         #: How many looks it made (each one statement, two when a task is ready).
@@ -75,8 +73,26 @@ class Looks(WakeSource):
             if readable([wake_fd], min(deadline, self._next) - now):
                 return False
 
+    def _connect(self) -> None:
+        # Taken from the engine: its socket is one a forked child never keeps (forking.py).
+        self._fairy = self._engine.raw_connection()
+        driver: Any = self._fairy.dbapi_connection
+        driver.autocommit(True)
+        self._cursor = driver.cursor()
+
     def _claimable(self) -> bool:
         self.looks += 1
+        try:
+            return self._look()
+        except self._errors:
+            # A busy manager does not look: its connection may have died with a server
+            # restarted meanwhile, an outage over by now. One new connection, one more try
+            # (which raises if the server is away: the manager then says so).
+            self.close()
+            self._connect()
+            return self._look()
+
+    def _look(self) -> bool:
         if not self._value(self._ready, {"b_now": utcnow()}):
             return False
         return self._max_running is None or self._value(self._running, {}) < self._max_running

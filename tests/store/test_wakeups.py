@@ -14,10 +14,12 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 
 from flask_taches import Status
 from flask_taches.clock import utcnow
 from flask_taches.store import WaitingFor, WakeSource
+from tests.app import db
 from tests.store.helpers import add, new_row, set_columns, store
 
 #: Seconds a wait ended by a readable fd may take: far below its 30 s timeout.
@@ -92,3 +94,27 @@ def test_a_listener_with_nothing_to_wait_on_sleeps_its_timeout(listener: WakeSou
     woken, took = timed_wait(listener, 0.2)
     assert woken is False
     assert took >= 0.15
+
+
+@pytest.mark.dialects("mysql")
+def test_mysql_looks_again_on_a_new_connection_after_the_server_dropped_its_own(
+    db_ctx: Flask,
+) -> None:
+    """A server restarted while the manager was busy (not looking): no error, the next look
+    reconnects and finds the task."""
+    source = store().wake_source(WaitingFor(max_running=5, poll=0.05))
+    try:
+        with db.engine.connect() as conn:
+            others = conn.execute(
+                text(
+                    "SELECT ID FROM information_schema.PROCESSLIST"
+                    " WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+                )
+            ).scalars()
+            for thread in list(others):
+                conn.execute(text(f"KILL {int(thread)}"))
+        db.engine.dispose()  # this process's pooled connections were killed too
+        add(1)
+        assert source.wait(30.0) is True
+    finally:
+        source.close()
