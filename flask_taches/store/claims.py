@@ -88,11 +88,21 @@ class ClaimVerbs:
 
     # -- claiming -------------------------------------------------------------------
 
+    #: Whether a claim reads first, without its lock (where taking the lock costs more
+    #: than the read: SQLite's write lock, MySQL's GET_LOCK round trips).
+    look_before_lock = False
+
     def _surely_nothing(
         self, max_running: int, queues: Sequence[str] | None, expect_work: bool
     ) -> bool:
-        """A look before the lock, for a database where the lock is costly (SQLite)."""
-        return False
+        """A look before the lock: most polls of an idle manager find nothing to claim.
+
+        After a full claim (``expect_work``), more is likely: straight to the lock.
+        """
+        if expect_work or not self.look_before_lock:
+            return False
+        with self._store().read() as conn:
+            return not self._claimable(conn, max_running, queues)
 
     def claim_batch(
         self,

@@ -2,7 +2,8 @@
 
 * **Claims:** ``GET_LOCK`` (named after the database: the lock is
   server-wide) serialises them; it is taken before the transaction so that
-  its first read, the RUNNING count, sees every claim committed before.
+  its first read, the RUNNING count, sees every claim committed before. A
+  claim that does not expect work reads first, without the lock.
   READ COMMITTED: no gap locks that would make ``add()`` wait on a claim.
 * **Wake-up source:** none in the server (no ``LISTEN``), so the manager
   looks: one cheap read every ``TACHES_POLL`` seconds on a connection of its
@@ -36,6 +37,8 @@ class MySQLStore(Store):
     """MySQL's and MariaDB's store (see the module's docstring)."""
 
     skip_locked = True
+    #: The claim lock is four round trips and a transaction: a claim reads first.
+    look_before_lock = True
 
     @staticmethod
     def same_text(column: Any, value: str) -> ColumnElement[bool]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
@@ -59,6 +59,8 @@ class SQLiteStore(Store):
     """SQLite's store (see the module's docstring)."""
 
     cheap_single_claims = True  # the write lock is taken and released by local calls
+    #: Running tasks need the write lock to beat and end: a claim reads first.
+    look_before_lock = True
 
     def __init__(self, engine: Engine, retry_base: float = 10.0) -> None:
         super().__init__(own_engine(engine), retry_base)
@@ -134,17 +136,6 @@ class SQLiteStore(Store):
             self.engine = own_engine(self.app_engine, keep=True)
 
     # -- claims and wake-ups ------------------------------------------------------
-
-    def _surely_nothing(
-        self, max_running: int, queues: Sequence[str] | None, expect_work: bool
-    ) -> bool:
-        # Read first, without the write lock: most wake-ups of an idle manager
-        # find nothing to claim, and running tasks need that lock to beat and end.
-        # After a full claim (expect_work), more is likely: straight to the lock.
-        if expect_work:
-            return False
-        with self.read() as conn:
-            return not self._claimable(conn, max_running, queues)
 
     def wake_source(self, wanted: WaitingFor) -> WakeSource:
         """Watches the database's files for commits by others."""
