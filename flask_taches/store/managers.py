@@ -63,8 +63,10 @@ def join(store: Store, info: ManagerInfo) -> int:
 def beat(store: Store, manager_id: int, running: int, stale_after: float) -> bool:
     """Say the manager is alive with ``running`` tasks, and prune the stale rows of others.
 
-    One transaction for both (one write lock on SQLite). False when this
-    manager's own row was pruned (it stalled longer than ``stale_after``).
+    Two transactions: in one, MariaDB's DELETE (locking every row it scans)
+    and another manager's beat at the same moment (its own row locked, then
+    its DELETE) deadlocked. False when this manager's own row was pruned (it
+    stalled longer than ``stale_after``).
     """
     with store.write() as conn:
         changed = conn.execute(
@@ -72,6 +74,7 @@ def beat(store: Store, manager_id: int, running: int, stale_after: float) -> boo
             .where(M.id == manager_id)
             .values(seen_at=utcnow(), running=running)
         ).rowcount
+    with store.write() as conn:
         conn.execute(delete(managers_table).where(M.seen_at < _stale_before(stale_after)))
     return bool(changed)
 

@@ -80,9 +80,9 @@ def test_a_task_due_later_starts_at_its_run_at(group: Managers) -> None:
 
 
 #: Statements of one supervision pass while idle: the rescue's two reads, the
-#: beat's write (UPDATE, DELETE of stale rows, SQLite's BEGIN IMMEDIATE), and
-#: on SQLite the read its own commit's wake-up makes.
-PASS_STATEMENTS = 6
+#: beat's two writes (its UPDATE, the DELETE of stale rows, each after SQLite's
+#: BEGIN IMMEDIATE), and on SQLite the read each of its own commits' wake-ups makes.
+PASS_STATEMENTS = 8
 #: Statements of one poll: a claim (lock, count, ready rows, release) and the
 #: read of the earliest run_at after it.
 POLL_STATEMENTS = 6
