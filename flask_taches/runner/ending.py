@@ -149,6 +149,7 @@ class Ending:
                     asked=asked,
                 )
             except errors as exc:
+                self.store.drop_connections()  # the next try on a fresh connection
                 # A lock conflict or a full disk passes; a server that answers yet
                 # refuses this end won't.
                 refusals += not _passing(exc) and self._server_answers()

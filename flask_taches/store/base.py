@@ -96,6 +96,16 @@ class Store(ForkVerbs, ClaimVerbs, ChainVerbs, SlotVerbs, ReportVerbs, RestartVe
         """In a process that runs many tasks and forks no other (a pool child): keep the
         connections between transactions (most stores' engines pool them already)."""
 
+    def drop_connections(self) -> None:
+        """Close the pooled connections, so that the next transaction opens a fresh one.
+
+        After a failed write in a task's process: the task may have closed their
+        descriptors (a pool child keeps its connections), or the server dropped
+        them. Called at once, before anything opens a new descriptor that could
+        take the number of one of theirs.
+        """
+        self.engine.dispose()
+
     def raw_begin(self, cursor: Any) -> None:
         """Begin a write transaction on a bare DBAPI cursor (drivers begin implicitly)."""
 

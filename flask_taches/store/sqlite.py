@@ -91,6 +91,11 @@ class SQLiteStore(Store):
         with self._reader.connect() as conn:
             yield conn
 
+    def drop_connections(self) -> None:
+        super().drop_connections()
+        if self._reader is not None:
+            self._reader.dispose()
+
     def lock_row(self, conn: Connection, tache_id: int) -> dict[str, Any] | None:
         # The IMMEDIATE transaction already holds the database's write lock.
         return sql.read_row(conn, tache_id)
